@@ -1,0 +1,25 @@
+//! The command line: one binary, one subcommand per role. Each subcommand's arguments live in the
+//! module that owns the role, so this file only names them.
+
+use clap::{Parser, Subcommand};
+
+use crate::{crdgen::CrdgenArgs, simulator::SimulatorArgs, step::StepArgs, telemetry::LogArgs};
+
+#[derive(Debug, Parser)]
+#[command(name = "camunda-backup-operator", version, about = "Backups of Camunda 8 clusters on Kubernetes")]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions that are checked in under `crds/` and the chart.
+    Crdgen(CrdgenArgs),
+    /// Take one component's snapshot (what each snapshot Job runs).
+    Step(StepArgs),
+    /// Serve simulated Camunda clusters on loopback, for tests and demos.
+    Simulator(SimulatorArgs),
+}

@@ -1,0 +1,11 @@
+//! camunda-backup-operator: consistent, rate-limited, retained backups of Camunda 8 clusters on Kubernetes.
+
+pub mod camunda;
+pub mod cli;
+pub mod crd;
+pub mod crdgen;
+pub mod duration;
+pub mod simulator;
+pub mod step;
+pub mod telemetry;
+pub mod version;
