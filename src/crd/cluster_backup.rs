@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ClusterRef, ComponentEndpoint, Condition, SearchSpec, conditions_schema};
+use super::{BackupLimits, ClusterRef, ComponentEndpoint, Condition, SearchSpec, conditions_schema};
 
 /// One backup of one Camunda cluster: Zeebe, the web apps, Optimize and the exported records in
 /// Elasticsearch/OpenSearch, all under one backup ID. Deleting it deletes its data in every component.
@@ -130,6 +130,8 @@ pub struct BackupTarget {
     pub optimize: Option<ComponentEndpoint>,
     /// Elasticsearch/OpenSearch holding the exported records.
     pub elasticsearch: SearchSpec,
+    /// The cluster's limits when the backup started (timeouts of the steps, the pause and deletion).
+    pub backup: BackupLimits,
 }
 
 /// State of one snapshot step.
@@ -170,18 +172,36 @@ pub enum StepPhase {
 }
 
 /// Exporting is paused only as long as the backup needs it, and always resumed.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+///
+/// The operator records `Pausing` before it asks Zeebe to pause, so that a pause is never made without
+/// a record of it: whatever happens next (a crash, a failure, a deletion), a recorded pause is resumed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportingStatus {
-    /// When this backup paused exporting.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paused_at: Option<DateTime<Utc>>,
-    /// Whether the pause was a soft pause (records still exported, position not acknowledged).
+    /// `Pausing` (asked or about to ask Zeebe to pause), `Paused`, or `Resumed`.
+    pub state: ExportingState,
+    /// Whether the pause is a soft pause (records still exported, position not acknowledged).
     #[serde(default)]
     pub soft: bool,
+    /// When this backup decided to pause exporting; `exportingPauseTimeout` counts from here.
+    pub paused_at: DateTime<Utc>,
     /// When this backup resumed exporting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ExportingState {
+    Pausing,
+    Paused,
+    Resumed,
+}
+
+impl ExportingStatus {
+    /// Whether exporting may be paused because of this backup and must be resumed.
+    pub fn needs_resume(&self) -> bool {
+        self.state != ExportingState::Resumed
+    }
 }
 
 /// Progress of deleting a backup's data from every component.

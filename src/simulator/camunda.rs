@@ -47,7 +47,7 @@ pub fn zeebe(cluster: &mut ClusterState, now: DateTime<Utc>, method: &Method, re
                 .flat_map(|b| b.values())
                 .filter(|b| shows_deleted || b.deleted_at.is_none())
                 .collect();
-            backups.sort_by(|a, b| b.id.cmp(&a.id));
+            backups.sort_by_key(|b| std::cmp::Reverse(b.id));
             let list: Vec<Value> = backups.into_iter().map(|b| zeebe_info(cluster, b, now)).collect();
             Reply::json(StatusCode::OK, Value::Array(list))
         }
@@ -221,7 +221,7 @@ pub fn snapshot_backups(
                 .filter(|b| b.deleted_at.is_none())
                 .cloned()
                 .collect();
-            backups.sort_by(|a, b| b.id.cmp(&a.id));
+            backups.sort_by_key(|b| std::cmp::Reverse(b.id));
             let list: Vec<Value> = backups.iter().map(|b| snapshot_info(cluster, &api, b, now)).collect();
             Reply::json(StatusCode::OK, Value::Array(list))
         }

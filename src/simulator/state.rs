@@ -276,6 +276,11 @@ pub struct Fault {
     /// Fraction of requests whose connection is closed without an answer.
     pub drop_rate: f64,
     pub drop_next: u32,
+}
+
+/// Where the fractional fault rates of one API stand (not persisted; a restart starts them afresh).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FaultProgress {
     error_accumulator: f64,
     drop_accumulator: f64,
 }
@@ -289,9 +294,10 @@ pub struct FaultAction {
 }
 
 impl Fault {
-    pub fn next_action(&mut self) -> FaultAction {
-        let drop = take_one(&mut self.drop_next) || hit(&mut self.drop_accumulator, self.drop_rate);
-        let error = !drop && (take_one(&mut self.fail_next) || hit(&mut self.error_accumulator, self.error_rate));
+    pub fn next_action(&mut self, progress: &mut FaultProgress) -> FaultAction {
+        let drop = take_one(&mut self.drop_next) || hit(&mut progress.drop_accumulator, self.drop_rate);
+        let error =
+            !drop && (take_one(&mut self.fail_next) || hit(&mut progress.error_accumulator, self.error_rate));
         FaultAction {
             delay: Duration::from_millis(self.delay_ms),
             drop,
@@ -341,6 +347,8 @@ pub struct ClusterState {
     pub events: Vec<Event>,
     #[serde(default)]
     pub faults: BTreeMap<Api, Fault>,
+    #[serde(skip)]
+    pub fault_progress: BTreeMap<Api, FaultProgress>,
     /// How many requests to the search engine carried which kind of `Authorization` (`none`, `basic`,
     /// `api-key`, `other`); never the value.
     #[serde(default)]
@@ -360,6 +368,7 @@ impl ClusterState {
             pause_intervals: Vec::new(),
             events: Vec::new(),
             faults: BTreeMap::new(),
+            fault_progress: BTreeMap::new(),
             auth_seen: BTreeMap::new(),
             optimize_reads: 0,
         }
@@ -435,13 +444,15 @@ mod tests {
 
     #[test]
     fn fractional_fault_rates_are_deterministic() {
+        let mut progress = FaultProgress::default();
         let mut fault = Fault { error_rate: 0.5, ..Fault::default() };
-        let hits: Vec<bool> = (0..6).map(|_| fault.next_action().error_status.is_some()).collect();
+        let hits: Vec<bool> = (0..6).map(|_| fault.next_action(&mut progress).error_status.is_some()).collect();
         assert_eq!(hits, [false, true, false, true, false, true]);
         let mut always = Fault { error_rate: 1.0, error_status: Some(502), ..Fault::default() };
-        assert!((0..5).all(|_| always.next_action().error_status == Some(502)));
+        assert!((0..5).all(|_| always.next_action(&mut progress).error_status == Some(502)));
         let mut next = Fault { fail_next: 2, drop_next: 1, ..Fault::default() };
-        let actions: Vec<_> = (0..4).map(|_| next.next_action()).map(|a| (a.drop, a.error_status.is_some())).collect();
+        let actions: Vec<_> =
+            (0..4).map(|_| next.next_action(&mut progress)).map(|a| (a.drop, a.error_status.is_some())).collect();
         assert_eq!(actions, [(true, false), (false, true), (false, true), (false, false)]);
     }
 
