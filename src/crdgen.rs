@@ -13,9 +13,18 @@ use crate::crd::{BackupSchedule, CamundaCluster, ClusterBackup};
 /// Every CRD with the file name it is checked in under.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
-        ("camundaclusters.yaml", without_status_defaults(CamundaCluster::crd())),
-        ("clusterbackups.yaml", without_status_defaults(ClusterBackup::crd())),
-        ("backupschedules.yaml", without_status_defaults(BackupSchedule::crd())),
+        (
+            "camundaclusters.yaml",
+            without_status_defaults(CamundaCluster::crd()),
+        ),
+        (
+            "clusterbackups.yaml",
+            without_status_defaults(ClusterBackup::crd()),
+        ),
+        (
+            "backupschedules.yaml",
+            without_status_defaults(BackupSchedule::crd()),
+        ),
     ]
 }
 
@@ -78,7 +87,10 @@ pub fn run(args: CrdgenArgs) -> ExitCode {
 #[derive(Debug, thiserror::Error)]
 enum CrdgenError {
     #[error("cannot render {name}: {source}")]
-    Render { name: String, source: serde_yaml_ng::Error },
+    Render {
+        name: String,
+        source: serde_yaml_ng::Error,
+    },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
 }
@@ -130,7 +142,10 @@ mod tests {
 
     #[test]
     fn shipped_crds_carry_the_immutability_rules_for_newer_servers() {
-        let yaml = all().iter().map(|(_, crd)| render(crd).unwrap_or_default()).collect::<String>();
+        let yaml = all()
+            .iter()
+            .map(|(_, crd)| render(crd).unwrap_or_default())
+            .collect::<String>();
         assert!(yaml.contains("ClusterBackup spec is immutable"));
         assert!(yaml.contains("clusterRef is immutable"));
         assert_eq!(yaml.matches("rule: self == oldSelf").count(), 2);

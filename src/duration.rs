@@ -64,7 +64,9 @@ impl FromStr for SpecDuration {
 /// Parses `1h30m`-style text. `humantime` does the arithmetic; the shape check keeps its more liberal
 /// syntax (spaces, `min`, `hours`) out, because the API server's pattern does not allow it.
 pub fn parse(text: &str) -> Result<Duration, InvalidDuration> {
-    let invalid = || InvalidDuration { text: text.to_string() };
+    let invalid = || InvalidDuration {
+        text: text.to_string(),
+    };
     if !has_duration_shape(text) {
         return Err(invalid());
     }
@@ -83,7 +85,9 @@ fn has_duration_shape(text: &str) -> bool {
             return false;
         }
         rest = &rest[digits..];
-        let unit = ["ms", "s", "m", "h", "d"].into_iter().find(|u| rest.starts_with(u));
+        let unit = ["ms", "s", "m", "h", "d"]
+            .into_iter()
+            .find(|u| rest.starts_with(u));
         match unit {
             Some(unit) => rest = &rest[unit.len()..],
             None => return false,

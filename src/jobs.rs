@@ -22,18 +22,20 @@ use crate::{
     plan::{JobState, ObservedJob},
 };
 
-/// Retries of one step's Pod; the step itself retries transient errors and a repeated trigger of the
-/// same ID counts as "already started", so a retry is safe.
-pub const BACKOFF_LIMIT: i32 = 2;
+/// Default Pod retries of one step; the step itself retries transient errors and a repeated trigger of
+/// the same ID counts as "already started", so a retry is safe.
+pub const DEFAULT_BACKOFF_LIMIT: i32 = 2;
 /// Label values and Job names are limited to 63 characters.
 const MAX_NAME: usize = 63;
 
 /// How step Jobs run: the operator's own image, from the operator's configuration.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct JobSettings {
     pub image: String,
     pub image_pull_policy: Option<String>,
     pub resources: Option<ResourceRequirements>,
+    /// Pod retries of one step Job.
+    pub backoff_limit: i32,
     /// Extra arguments for every step (e.g. `--log-format json`).
     pub log_args: Vec<String>,
 }
@@ -54,7 +56,9 @@ pub fn job_name(backup: &str, component: Component) -> String {
 
 /// FNV-1a: stable across Rust releases, unlike `DefaultHasher`, so names survive operator upgrades.
 fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193))
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// Labels of every Job of a backup, and of its Pods.
@@ -63,12 +67,20 @@ pub fn job_labels(backup: &ClusterBackup, cluster: &str, component: Component) -
         (labels::CLUSTER.to_string(), truncate_label(cluster)),
         (labels::BACKUP.to_string(), truncate_label(&backup.name_any())),
         (labels::STEP.to_string(), component.as_str().to_string()),
-        (labels::MANAGED_BY.to_string(), "camunda-backup-operator".to_string()),
+        (
+            labels::MANAGED_BY.to_string(),
+            "camunda-backup-operator".to_string(),
+        ),
     ])
 }
 
 fn truncate_label(value: &str) -> String {
-    value.chars().take(MAX_NAME).collect::<String>().trim_end_matches(['-', '.', '_']).to_string()
+    value
+        .chars()
+        .take(MAX_NAME)
+        .collect::<String>()
+        .trim_end_matches(['-', '.', '_'])
+        .to_string()
 }
 
 /// The Job of one step. Only fields a Kubernetes 1.20 server knows, so it can be created anywhere.
@@ -95,7 +107,7 @@ pub fn build_job(
         url,
         // The step gives up a little before the Job's deadline, so it can still write its reason.
         "--deadline".into(),
-        format!("{}s", step_timeout.as_secs().saturating_sub(30).max(30)),
+        format!("{}ms", step_deadline(step_timeout).as_millis()),
     ];
     let mut env = Vec::new();
     if component == Component::Records {
@@ -117,7 +129,10 @@ pub fn build_job(
                 ("C8B_SEARCH_PASSWORD", &credentials.password),
                 ("C8B_SEARCH_API_KEY", &credentials.api_key),
             ];
-            env.extend(refs.into_iter().filter_map(|(name, key)| key.as_ref().map(|key| secret_env(name, key))));
+            env.extend(
+                refs.into_iter()
+                    .filter_map(|(name, key)| key.as_ref().map(|key| secret_env(name, key))),
+            );
         }
     }
     args.extend(settings.log_args.iter().cloned());
@@ -131,10 +146,13 @@ pub fn build_job(
     Some(Job {
         metadata,
         spec: Some(JobSpec {
-            backoff_limit: Some(BACKOFF_LIMIT),
+            backoff_limit: Some(settings.backoff_limit),
             active_deadline_seconds: Some(i64::try_from(step_timeout.as_secs()).unwrap_or(i64::MAX)),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
                     automount_service_account_token: Some(false),
@@ -142,7 +160,10 @@ pub fn build_job(
                         run_as_non_root: Some(true),
                         run_as_user: Some(65532),
                         run_as_group: Some(65532),
-                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..Default::default()
+                        }),
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![Container {
@@ -157,7 +178,10 @@ pub fn build_job(
                             allow_privilege_escalation: Some(false),
                             read_only_root_filesystem: Some(true),
                             run_as_non_root: Some(true),
-                            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+                            capabilities: Some(Capabilities {
+                                drop: Some(vec!["ALL".into()]),
+                                add: None,
+                            }),
                             ..SecurityContext::default()
                         }),
                         ..Container::default()
@@ -171,12 +195,21 @@ pub fn build_job(
     })
 }
 
+/// The step's own deadline: the Job's, less a margin (a tenth, at most 30 s) to report the reason.
+fn step_deadline(step_timeout: std::time::Duration) -> std::time::Duration {
+    step_timeout.saturating_sub((step_timeout / 10).min(std::time::Duration::from_secs(30)))
+}
+
 fn secret_env(name: &str, key: &SecretKeyRef) -> EnvVar {
     EnvVar {
         name: name.into(),
         value: None,
         value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector { name: key.name.clone(), key: key.key.clone(), optional: None }),
+            secret_key_ref: Some(SecretKeySelector {
+                name: key.name.clone(),
+                key: key.key.clone(),
+                optional: None,
+            }),
             ..EnvVarSource::default()
         }),
     }
@@ -202,14 +235,28 @@ pub fn exporting_url(target: &BackupTarget) -> Option<String> {
 
 /// Reads a step's Job. `termination_message` is the failed Pod's message, when the reconciler fetched it.
 pub fn observe_job(job: &Job, termination_message: Option<String>) -> Option<ObservedJob> {
-    let component = job.labels().get(labels::STEP).and_then(|step| parse_component(step))?;
+    let component = job
+        .labels()
+        .get(labels::STEP)
+        .and_then(|step| parse_component(step))?;
     let status = job.status.clone().unwrap_or_default();
     let condition = |type_: &str| {
-        status.conditions.iter().flatten().find(|c| c.type_ == type_ && c.status == "True").cloned()
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == type_ && c.status == "True")
+            .cloned()
     };
-    let attempts = [status.active, status.succeeded, status.failed].into_iter().flatten().sum::<i32>();
+    let attempts = [status.active, status.succeeded, status.failed]
+        .into_iter()
+        .flatten()
+        .sum::<i32>();
     let (state, finished) = if let Some(complete) = condition("Complete") {
-        let finished = status.completion_time.map(|t| t.0).or(complete.last_transition_time.map(|t| t.0));
+        let finished = status
+            .completion_time
+            .map(|t| t.0)
+            .or(complete.last_transition_time.map(|t| t.0));
         (JobState::Succeeded, finished)
     } else if let Some(failed) = condition("Failed") {
         let job_message = match (failed.reason.as_deref(), failed.message) {
@@ -217,7 +264,12 @@ pub fn observe_job(job: &Job, termination_message: Option<String>) -> Option<Obs
             (_, Some(message)) => message,
             (reason, None) => reason.unwrap_or("the Job failed").to_string(),
         };
-        (JobState::Failed { message: termination_message.unwrap_or(job_message) }, failed.last_transition_time.map(|t| t.0))
+        (
+            JobState::Failed {
+                message: termination_message.unwrap_or(job_message),
+            },
+            failed.last_transition_time.map(|t| t.0),
+        )
     } else {
         (JobState::Active, None)
     };
@@ -231,7 +283,8 @@ pub fn observe_job(job: &Job, termination_message: Option<String>) -> Option<Obs
 }
 
 fn to_chrono(time: k8s_openapi::jiff::Timestamp) -> DateTime<Utc> {
-    DateTime::from_timestamp(time.as_second(), time.subsec_nanosecond().try_into().unwrap_or(0)).unwrap_or_default()
+    DateTime::from_timestamp(time.as_second(), time.subsec_nanosecond().try_into().unwrap_or(0))
+        .unwrap_or_default()
 }
 
 pub fn parse_component(name: &str) -> Option<Component> {
@@ -243,7 +296,9 @@ pub fn termination_message(pods: &[Pod]) -> Option<String> {
     pods.iter()
         .filter_map(|pod| {
             let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
-            let terminated = statuses.iter().find_map(|s| s.state.as_ref()?.terminated.clone())?;
+            let terminated = statuses
+                .iter()
+                .find_map(|s| s.state.as_ref()?.terminated.clone())?;
             let message = terminated.message.filter(|m| !m.trim().is_empty())?;
             Some((terminated.finished_at.map(|t| t.0), message.trim().to_string()))
         })
@@ -257,13 +312,20 @@ mod tests {
 
     #[test]
     fn job_names_are_deterministic_and_bounded() {
-        assert_eq!(job_name("nightly-20261124", Component::Zeebe), "nightly-20261124-zeebe");
+        assert_eq!(
+            job_name("nightly-20261124", Component::Zeebe),
+            "nightly-20261124-zeebe"
+        );
         let long = "a".repeat(200);
         let name = job_name(&long, Component::Records);
         assert!(name.len() <= 63, "{name}");
         assert!(name.ends_with("-records"));
         assert_eq!(name, job_name(&long, Component::Records));
         let other = format!("{}b", "a".repeat(199));
-        assert_ne!(job_name(&other, Component::Records), name, "two long names must not collide");
+        assert_ne!(
+            job_name(&other, Component::Records),
+            name,
+            "two long names must not collide"
+        );
     }
 }

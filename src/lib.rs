@@ -2,8 +2,10 @@
 
 pub mod camunda;
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod crdgen;
+pub mod deletion;
 pub mod duration;
 pub mod jobs;
 pub mod limits;

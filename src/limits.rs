@@ -37,12 +37,14 @@ impl BackupView {
     }
 }
 
-/// What the cluster's status says about the rate limit.
+/// What the cluster's status says about its backups.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RateState {
     pub last_backup_start: Option<DateTime<Utc>>,
     /// User deletions since the last start; each allows one start inside the interval.
     pub refunds: usize,
+    /// The backup holding the cluster's lock (`status.activeBackup`).
+    pub active_backup: Option<String>,
 }
 
 /// Whether a backup that has not started may start now.
@@ -64,10 +66,26 @@ pub fn turn(
     rate: &RateState,
     now: DateTime<Utc>,
 ) -> Turn {
-    if let Some(active) = backups.iter().find(|b| b.name != candidate && b.is_active()) {
+    // The lock in the cluster's status is authoritative; a holder that is gone or finished left it
+    // stale (the operator died before releasing it) and does not block.
+    let lock_holder = rate
+        .active_backup
+        .as_deref()
+        .filter(|holder| *holder != candidate)
+        .and_then(|holder| {
+            backups
+                .iter()
+                .find(|b| b.name == holder && !b.phase.is_some_and(BackupPhase::is_terminal))
+        });
+    if let Some(active) =
+        lock_holder.or_else(|| backups.iter().find(|b| b.name != candidate && b.is_active()))
+    {
         return Turn::Wait {
             reason: "WaitingForRunningBackup",
-            message: format!("backup {} of this cluster is running; one backup runs at a time", active.name),
+            message: format!(
+                "backup {} of this cluster is running; one backup runs at a time",
+                active.name
+            ),
         };
     }
     let oldest_waiting = backups
@@ -77,7 +95,10 @@ pub fn turn(
     if let Some(oldest) = oldest_waiting.filter(|b| b.name != candidate) {
         return Turn::Wait {
             reason: "WaitingForOlderBackup",
-            message: format!("backup {} of this cluster was created earlier and starts first", oldest.name),
+            message: format!(
+                "backup {} of this cluster was created earlier and starts first",
+                oldest.name
+            ),
         };
     }
     match next_allowed(limits, rate) {
@@ -90,7 +111,11 @@ pub fn turn(
 /// When the rate limit allows the next backup without a refund (`None`: no backup started yet).
 pub fn next_allowed(limits: &Limits, rate: &RateState) -> Option<DateTime<Utc>> {
     let interval = chrono::Duration::from_std(limits.min_interval).unwrap_or(chrono::Duration::MAX);
-    rate.last_backup_start.map(|start| start.checked_add_signed(interval).unwrap_or(DateTime::<Utc>::MAX_UTC))
+    rate.last_backup_start.map(|start| {
+        start
+            .checked_add_signed(interval)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    })
 }
 
 /// The backups retention deletes now, oldest first: completed ones beyond `maxRetained` and failed ones
@@ -98,13 +123,17 @@ pub fn next_allowed(limits: &Limits, rate: &RateState) -> Option<DateTime<Utc>> 
 /// one already being deleted; failed backups never push a completed one out.
 pub fn retention(backups: &[BackupView], limits: &Limits) -> Vec<String> {
     let keep_newest = |phase: BackupPhase, keep: usize| {
-        let mut matching: Vec<&BackupView> =
-            backups.iter().filter(|b| b.phase == Some(phase) && !b.deleting).collect();
+        let mut matching: Vec<&BackupView> = backups
+            .iter()
+            .filter(|b| b.phase == Some(phase) && !b.deleting)
+            .collect();
         // Newest first: by completion, then creation, then name, so the order is total.
-        matching.sort_by(|a, b| {
-            (b.finished, b.created, &b.name).cmp(&(a.finished, a.created, &a.name))
-        });
-        matching.into_iter().skip(keep).map(|b| b.name.clone()).collect::<Vec<_>>()
+        matching.sort_by(|a, b| (b.finished, b.created, &b.name).cmp(&(a.finished, a.created, &a.name)));
+        matching
+            .into_iter()
+            .skip(keep)
+            .map(|b| b.name.clone())
+            .collect::<Vec<_>>()
     };
     let max_completed = (limits.max_retained as usize).max(1);
     let mut doomed = keep_newest(BackupPhase::Completed, max_completed);
@@ -121,7 +150,10 @@ mod tests {
     use std::time::Duration;
 
     fn t(minutes: i64) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0).single().unwrap_or_default() + chrono::Duration::minutes(minutes)
+        Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0)
+            .single()
+            .unwrap_or_default()
+            + chrono::Duration::minutes(minutes)
     }
 
     fn limits() -> Limits {
@@ -151,29 +183,47 @@ mod tests {
     fn admission_table() {
         use BackupPhase::*;
         let none = RateState::default();
-        let started_at = |m| RateState { last_backup_start: Some(t(m)), refunds: 0 };
+        let started_at = |m| RateState {
+            last_backup_start: Some(t(m)),
+            ..RateState::default()
+        };
         let cases: Vec<(&str, Vec<BackupView>, RateState, i64, Turn)> = vec![
-            ("first backup of a cluster starts", vec![view("a", 0, None, false)], none.clone(), 1, Turn::Start { uses_refund: false }),
+            (
+                "first backup of a cluster starts",
+                vec![view("a", 0, None, false)],
+                none.clone(),
+                1,
+                Turn::Start { uses_refund: false },
+            ),
             (
                 "second backup waits while the first runs",
                 vec![view("a", 0, Some(Running), true), view("b", 1, None, false)],
                 started_at(0),
                 2,
-                Turn::Wait { reason: "WaitingForRunningBackup", message: "backup a of this cluster is running; one backup runs at a time".into() },
+                Turn::Wait {
+                    reason: "WaitingForRunningBackup",
+                    message: "backup a of this cluster is running; one backup runs at a time".into(),
+                },
             ),
             (
                 "a younger pending backup waits for the older one",
                 vec![view("a", 0, Some(Pending), false), view("b", 1, None, false)],
                 none.clone(),
                 2,
-                Turn::Wait { reason: "WaitingForOlderBackup", message: "backup a of this cluster was created earlier and starts first".into() },
+                Turn::Wait {
+                    reason: "WaitingForOlderBackup",
+                    message: "backup a of this cluster was created earlier and starts first".into(),
+                },
             ),
             (
                 "two backups created in the same second: the name breaks the tie",
                 vec![view("b", 0, None, false), view("a", 0, None, false)],
                 none.clone(),
                 1,
-                Turn::Wait { reason: "WaitingForOlderBackup", message: "backup a of this cluster was created earlier and starts first".into() },
+                Turn::Wait {
+                    reason: "WaitingForOlderBackup",
+                    message: "backup a of this cluster was created earlier and starts first".into(),
+                },
             ),
             (
                 "inside minInterval a backup is refused with the next allowed time",
@@ -192,31 +242,99 @@ mod tests {
             (
                 "a refund lets one backup start inside the interval",
                 vec![view("b", 60, None, false)],
-                RateState { last_backup_start: Some(t(0)), refunds: 1 },
+                RateState {
+                    last_backup_start: Some(t(0)),
+                    refunds: 1,
+                    active_backup: None,
+                },
                 61,
                 Turn::Start { uses_refund: true },
             ),
             (
                 "failed and rejected backups do not block the turn",
-                vec![view("a", 0, Some(Failed), true), view("r", 1, Some(Rejected), false), view("b", 2, None, false)],
+                vec![
+                    view("a", 0, Some(Failed), true),
+                    view("r", 1, Some(Rejected), false),
+                    view("b", 2, None, false),
+                ],
                 none.clone(),
                 3,
                 Turn::Start { uses_refund: false },
             ),
         ];
         for (name, backups, rate, now, expected) in cases {
-            let candidate = backups.iter().map(|b| b.name.as_str()).find(|n| *n == "b").unwrap_or("a");
-            assert_eq!(turn(candidate, &backups, &limits(), &rate, t(now)), expected, "{name}");
+            let candidate = backups
+                .iter()
+                .map(|b| b.name.as_str())
+                .find(|n| *n == "b")
+                .unwrap_or("a");
+            assert_eq!(
+                turn(candidate, &backups, &limits(), &rate, t(now)),
+                expected,
+                "{name}"
+            );
         }
     }
 
     #[test]
+    fn the_cluster_lock_blocks_until_its_holder_finishes_or_disappears() {
+        let locked = |holder: &str| RateState {
+            active_backup: Some(holder.into()),
+            ..RateState::default()
+        };
+        // The store has not seen "a" start yet, but the lock has.
+        let backups = vec![
+            view("a", 0, Some(BackupPhase::Pending), false),
+            view("b", 1, None, false),
+        ];
+        assert!(matches!(
+            turn("b", &backups, &limits(), &locked("a"), t(2)),
+            Turn::Wait {
+                reason: "WaitingForRunningBackup",
+                ..
+            }
+        ));
+        let finished = vec![
+            view("a", 0, Some(BackupPhase::Failed), true),
+            view("b", 1, None, false),
+        ];
+        assert_eq!(
+            turn("b", &finished, &limits(), &locked("a"), t(2)),
+            Turn::Start { uses_refund: false }
+        );
+        let gone = vec![view("b", 1, None, false)];
+        assert_eq!(
+            turn("b", &gone, &limits(), &locked("a"), t(2)),
+            Turn::Start { uses_refund: false }
+        );
+        assert_eq!(
+            turn("b", &gone, &limits(), &locked("b"), t(2)),
+            Turn::Start { uses_refund: false }
+        );
+    }
+
+    #[test]
     fn limits_changed_by_the_admin_apply_to_the_next_decision() {
-        let backups = vec![view("a", 0, Some(BackupPhase::Completed), true), view("b", 60, None, false)];
-        let rate = RateState { last_backup_start: Some(t(0)), refunds: 0 };
-        assert!(matches!(turn("b", &backups, &limits(), &rate, t(61)), Turn::Reject { .. }));
-        let shorter = Limits { min_interval: Duration::from_secs(3600), ..limits() };
-        assert_eq!(turn("b", &backups, &shorter, &rate, t(61)), Turn::Start { uses_refund: false });
+        let backups = vec![
+            view("a", 0, Some(BackupPhase::Completed), true),
+            view("b", 60, None, false),
+        ];
+        let rate = RateState {
+            last_backup_start: Some(t(0)),
+            ..RateState::default()
+        };
+        assert!(matches!(
+            turn("b", &backups, &limits(), &rate, t(61)),
+            Turn::Reject { .. }
+        ));
+        let shorter = Limits {
+            min_interval: Duration::from_secs(3600),
+            ..limits()
+        };
+        assert_eq!(
+            turn("b", &backups, &shorter, &rate, t(61)),
+            Turn::Start { uses_refund: false }
+        );
     }
 
     #[test]
@@ -225,30 +343,62 @@ mod tests {
         let completed = |n: &str, m| view(n, m, Some(Completed), true);
         let failed = |n: &str, m| view(n, m, Some(Failed), true);
         let cases: Vec<(&str, Vec<BackupView>, Limits, Vec<&str>)> = vec![
-            ("three completed are kept", vec![completed("a", 0), completed("b", 1), completed("c", 2)], limits(), vec![]),
+            (
+                "three completed are kept",
+                vec![completed("a", 0), completed("b", 1), completed("c", 2)],
+                limits(),
+                vec![],
+            ),
             (
                 "the fourth completed pushes out the oldest",
-                vec![completed("a", 0), completed("b", 1), completed("c", 2), completed("d", 3)],
+                vec![
+                    completed("a", 0),
+                    completed("b", 1),
+                    completed("c", 2),
+                    completed("d", 3),
+                ],
                 limits(),
                 vec!["a"],
             ),
             (
                 "failed backups never count toward maxRetained",
-                vec![completed("a", 0), completed("b", 1), completed("c", 2), failed("f", 3)],
+                vec![
+                    completed("a", 0),
+                    completed("b", 1),
+                    completed("c", 2),
+                    failed("f", 3),
+                ],
                 limits(),
                 vec![],
             ),
-            ("failedRetained trims old failures, oldest first", vec![failed("f1", 0), failed("f2", 1), failed("f3", 2)], limits(), vec!["f1", "f2"]),
+            (
+                "failedRetained trims old failures, oldest first",
+                vec![failed("f1", 0), failed("f2", 1), failed("f3", 2)],
+                limits(),
+                vec!["f1", "f2"],
+            ),
             (
                 "maxRetained 1 keeps the newest completed one",
                 vec![completed("a", 0), completed("b", 1)],
-                Limits { max_retained: 1, ..limits() },
+                Limits {
+                    max_retained: 1,
+                    ..limits()
+                },
                 vec!["a"],
             ),
             (
                 "running, pending and rejected backups are never deleted",
-                vec![view("r", 0, Some(Running), true), view("p", 1, Some(Pending), false), view("x", 2, Some(Rejected), false), completed("a", 3)],
-                Limits { max_retained: 1, failed_retained: 0, ..limits() },
+                vec![
+                    view("r", 0, Some(Running), true),
+                    view("p", 1, Some(Pending), false),
+                    view("x", 2, Some(Rejected), false),
+                    completed("a", 3),
+                ],
+                Limits {
+                    max_retained: 1,
+                    failed_retained: 0,
+                    ..limits()
+                },
                 vec![],
             ),
         ];
@@ -260,7 +410,10 @@ mod tests {
     #[test]
     fn retention_never_deletes_the_newest_completed_backup_even_with_zero_retained() {
         let backups = vec![view("a", 0, Some(BackupPhase::Completed), true)];
-        let zero = Limits { max_retained: 0, ..limits() };
+        let zero = Limits {
+            max_retained: 0,
+            ..limits()
+        };
         assert!(retention(&backups, &zero).is_empty());
         // Defaults of the spec are the SaaS limits.
         assert_eq!(BackupLimits::default().resolve().map(|l| l.max_retained), Ok(3));
@@ -270,7 +423,12 @@ mod tests {
     fn a_backup_already_being_deleted_is_not_deleted_again() {
         let mut a = view("a", 0, Some(BackupPhase::Completed), true);
         a.deleting = true;
-        let backups = vec![a, view("b", 1, Some(BackupPhase::Completed), true), view("c", 2, Some(BackupPhase::Completed), true), view("d", 3, Some(BackupPhase::Completed), true)];
+        let backups = vec![
+            a,
+            view("b", 1, Some(BackupPhase::Completed), true),
+            view("c", 2, Some(BackupPhase::Completed), true),
+            view("d", 3, Some(BackupPhase::Completed), true),
+        ];
         assert!(retention(&backups, &limits()).is_empty());
     }
 }

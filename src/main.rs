@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use camunda_backup_operator::{
     cli::{Cli, Command},
+    controller::{self, RunArgs},
     crdgen, simulator, step, telemetry,
 };
 use clap::Parser;
@@ -14,8 +15,16 @@ async fn main() -> ExitCode {
         Some(Command::Crdgen(args)) => crdgen::run(args),
         Some(Command::Step(args)) => step::run(args).await,
         Some(Command::Simulator(args)) => simulator::run(args).await,
-        None => {
-            eprintln!("the controller is not built yet; see README.md for the feature status");
+        Some(Command::Run(args)) => run_controllers(args).await,
+        None => run_controllers(cli.run).await,
+    }
+}
+
+async fn run_controllers(args: RunArgs) -> ExitCode {
+    match controller::run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "the operator stopped");
             ExitCode::FAILURE
         }
     }

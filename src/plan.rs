@@ -33,7 +33,12 @@ pub fn procedure(version: CamundaVersion, has_optimize: bool) -> Vec<Stage> {
     let optimize = has_optimize.then_some(Component::Optimize);
     match version.family() {
         VersionFamily::Separate => vec![
-            Stage::Snapshots([Some(Component::Operate), Some(Component::Tasklist), optimize].into_iter().flatten().collect()),
+            Stage::Snapshots(
+                [Some(Component::Operate), Some(Component::Tasklist), optimize]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            ),
             Stage::PauseExporting,
             Stage::Snapshots(vec![Component::Records]),
             Stage::Snapshots(vec![Component::Zeebe]),
@@ -41,7 +46,12 @@ pub fn procedure(version: CamundaVersion, has_optimize: bool) -> Vec<Stage> {
         ],
         VersionFamily::Orchestration => vec![
             Stage::PauseExporting,
-            Stage::Snapshots([Some(Component::WebApps), optimize].into_iter().flatten().collect()),
+            Stage::Snapshots(
+                [Some(Component::WebApps), optimize]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            ),
             Stage::Snapshots(vec![Component::Records]),
             Stage::Snapshots(vec![Component::Zeebe]),
             Stage::ResumeExporting,
@@ -53,12 +63,19 @@ pub fn procedure(version: CamundaVersion, has_optimize: bool) -> Vec<Stage> {
 /// `Skipped`.
 fn all_steps(version: CamundaVersion) -> &'static [Component] {
     match version.family() {
-        VersionFamily::Separate => {
-            &[Component::Operate, Component::Tasklist, Component::Optimize, Component::Records, Component::Zeebe]
-        }
-        VersionFamily::Orchestration => {
-            &[Component::WebApps, Component::Optimize, Component::Records, Component::Zeebe]
-        }
+        VersionFamily::Separate => &[
+            Component::Operate,
+            Component::Tasklist,
+            Component::Optimize,
+            Component::Records,
+            Component::Zeebe,
+        ],
+        VersionFamily::Orchestration => &[
+            Component::WebApps,
+            Component::Optimize,
+            Component::Records,
+            Component::Zeebe,
+        ],
     }
 }
 
@@ -78,7 +95,9 @@ pub enum JobState {
     Active,
     Succeeded,
     /// The reason from the Pod's termination message, or the Job's own condition message.
-    Failed { message: String },
+    Failed {
+        message: String,
+    },
 }
 
 /// The backup's cluster as the reconciler found it.
@@ -86,7 +105,10 @@ pub enum JobState {
 pub enum ClusterView<'a> {
     Missing,
     Invalid(String),
-    Ready { cluster: &'a CamundaCluster, version: CamundaVersion },
+    Ready {
+        cluster: &'a CamundaCluster,
+        version: CamundaVersion,
+    },
 }
 
 /// Everything [`plan`] decides from.
@@ -103,8 +125,13 @@ pub struct Observed<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     /// Advance the cluster's last backup ID (and its rate-limit state) to `id`.
-    AllocateId { id: i64, uses_refund: bool },
-    PauseExporting { soft: bool },
+    AllocateId {
+        id: i64,
+        uses_refund: bool,
+    },
+    PauseExporting {
+        soft: bool,
+    },
     CreateJobs(Vec<Component>),
     DeleteActiveJobs,
     ResumeExporting,
@@ -151,14 +178,30 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
     let backup = observed.backup;
     let mut status = backup.status.clone().unwrap_or_default();
     status.observed_generation = backup.metadata.generation;
-    let mut planner = Planner { observed, status, effects: Vec::new(), notes: Vec::new(), requeue: None };
+    let mut planner = Planner {
+        observed,
+        status,
+        effects: Vec::new(),
+        notes: Vec::new(),
+        requeue: None,
+    };
     planner.note_spec_change();
     match planner.status.phase {
-        Some(phase) if phase.is_terminal() || phase == BackupPhase::Deleting => {}
+        // A finished backup whose pause could not be resumed yet keeps trying: exporting is resumed on
+        // every path, also when Zeebe was unreachable at the moment the backup failed.
+        Some(phase) if phase.is_terminal() => {
+            planner.resume();
+        }
+        Some(BackupPhase::Deleting) => {}
         _ if planner.status.backup_id.is_none() => planner.admit(),
         _ => planner.advance(),
     }
-    Plan { effects: planner.effects, status: planner.status, notes: planner.notes, requeue: planner.requeue }
+    Plan {
+        effects: planner.effects,
+        status: planner.status,
+        notes: planner.notes,
+        requeue: planner.requeue,
+    }
 }
 
 impl Planner<'_> {
@@ -177,7 +220,11 @@ impl Planner<'_> {
     }
 
     fn note(&mut self, warning: bool, reason: &'static str, message: String) {
-        self.notes.push(Note { warning, reason, message });
+        self.notes.push(Note {
+            warning,
+            reason,
+            message,
+        });
     }
 
     /// The spec is immutable; on servers that do not enforce the CEL rule, the backup keeps acting on
@@ -190,7 +237,12 @@ impl Planner<'_> {
                 "spec.clusterRef changed from {} to {wanted} after the backup started; the spec is immutable and the backup continues for {}",
                 target.cluster, target.cluster
             );
-            if self.condition(conditions::SPEC_CHANGED, ConditionStatus::True, "SpecImmutable", message.clone()) {
+            if self.condition(
+                conditions::SPEC_CHANGED,
+                ConditionStatus::True,
+                "SpecImmutable",
+                message.clone(),
+            ) {
                 self.note(true, "SpecChanged", message);
             }
         }
@@ -249,7 +301,10 @@ impl Planner<'_> {
     }
 
     fn start(&mut self, cluster: &CamundaCluster, version: CamundaVersion, uses_refund: bool) {
-        let id = next_backup_id(cluster.status.as_ref().and_then(|s| s.last_backup_id), self.observed.now);
+        let id = next_backup_id(
+            cluster.status.as_ref().and_then(|s| s.last_backup_id),
+            self.observed.now,
+        );
         let spec = &cluster.spec;
         self.effects.push(Effect::AllocateId { id, uses_refund });
         self.status.backup_id = Some(id);
@@ -282,7 +337,10 @@ impl Planner<'_> {
                 message: None,
             })
             .collect();
-        let message = format!("backup ID {id} allocated; snapshots of Camunda {} start", spec.version);
+        let message = format!(
+            "backup ID {id} allocated; snapshots of Camunda {} start",
+            spec.version
+        );
         self.set_phase(BackupPhase::Running, "Started", message, false);
         self.requeue = Some(Duration::ZERO);
     }
@@ -290,7 +348,10 @@ impl Planner<'_> {
     /// A running backup: fold the Jobs into the steps, then take the next stage of the procedure.
     fn advance(&mut self) {
         let Some(target) = self.status.target.clone() else {
-            return self.fail("TargetMissing", "the backup started without a recorded target".into());
+            return self.fail(
+                "TargetMissing",
+                "the backup started without a recorded target".into(),
+            );
         };
         let (version, limits) = match (target.version.parse::<CamundaVersion>(), target.backup.resolve()) {
             (Ok(version), Ok(limits)) => (version, limits),
@@ -299,8 +360,11 @@ impl Planner<'_> {
         };
         self.fold_jobs();
         if let Some(failed) = self.status.steps.iter().find(|s| s.phase == StepPhase::Failed) {
-            let message =
-                format!("step {} failed: {}", failed.name, failed.message.as_deref().unwrap_or("no reason given"));
+            let message = format!(
+                "step {} failed: {}",
+                failed.name,
+                failed.message.as_deref().unwrap_or("no reason given")
+            );
             return self.fail("StepFailed", message);
         }
         if let Some(exporting) = self.status.exporting.as_ref().filter(|e| e.needs_resume()) {
@@ -325,16 +389,28 @@ impl Planner<'_> {
                 return;
             }
         }
-        self.finish(BackupPhase::Completed, "Completed", "every component holds the backup".into());
+        self.finish(
+            BackupPhase::Completed,
+            "Completed",
+            "every component holds the backup".into(),
+        );
     }
 
     fn fold_jobs(&mut self) {
         for job in self.observed.jobs {
-            let Some(step) = self.status.steps.iter_mut().find(|s| s.name == job.component.as_str()) else {
+            let Some(step) = self
+                .status
+                .steps
+                .iter_mut()
+                .find(|s| s.name == job.component.as_str())
+            else {
                 continue;
             };
             // A finished step stays finished: a Job that vanished or was recreated never reruns it.
-            if matches!(step.phase, StepPhase::Succeeded | StepPhase::Failed | StepPhase::Skipped) {
+            if matches!(
+                step.phase,
+                StepPhase::Succeeded | StepPhase::Failed | StepPhase::Skipped
+            ) {
                 continue;
             }
             step.job_name = Some(job.name.clone());
@@ -365,8 +441,12 @@ impl Planner<'_> {
         match self.status.exporting.as_ref().map(|e| e.state) {
             None => {
                 // Record the intent first: from here on, every path resumes exporting.
-                self.status.exporting =
-                    Some(ExportingStatus { state: ExportingState::Pausing, soft, paused_at: self.observed.now, resumed_at: None });
+                self.status.exporting = Some(ExportingStatus {
+                    state: ExportingState::Pausing,
+                    soft,
+                    paused_at: self.observed.now,
+                    resumed_at: None,
+                });
                 self.requeue = Some(Duration::ZERO);
                 false
             }
@@ -390,7 +470,12 @@ impl Planner<'_> {
         let mut to_create = Vec::new();
         let mut all_succeeded = true;
         for component in components {
-            let Some(step) = self.status.steps.iter_mut().find(|s| s.name == component.as_str()) else {
+            let Some(step) = self
+                .status
+                .steps
+                .iter_mut()
+                .find(|s| s.name == component.as_str())
+            else {
                 continue;
             };
             match step.phase {
@@ -417,9 +502,15 @@ impl Planner<'_> {
         if let Some(exporting) = self.status.exporting.as_mut().filter(|e| e.needs_resume()) {
             exporting.state = ExportingState::Resumed;
             exporting.resumed_at = Some(self.observed.now);
-            let paused_for = (self.observed.now - exporting.paused_at).to_std().unwrap_or_default();
+            let paused_for = (self.observed.now - exporting.paused_at)
+                .to_std()
+                .unwrap_or_default();
             self.effects.push(Effect::ResumeExporting);
-            self.note(false, "ExportingResumed", format!("exporting resumed after {}", format_short(paused_for)));
+            self.note(
+                false,
+                "ExportingResumed",
+                format!("exporting resumed after {}", format_short(paused_for)),
+            );
         }
         true
     }

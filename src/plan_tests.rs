@@ -23,11 +23,31 @@ fn cluster(version: &str, optimize: bool) -> CamundaCluster {
         "c1",
         CamundaClusterSpec {
             version: version.into(),
-            zeebe: if separate { endpoint("http://zeebe:9600") } else { None },
-            operate: if separate { endpoint("http://operate:9600") } else { None },
-            tasklist: if separate { endpoint("http://tasklist:9600") } else { None },
-            orchestration: if separate { None } else { endpoint("http://camunda:9600") },
-            optimize: if optimize { endpoint("http://optimize:8092") } else { None },
+            zeebe: if separate {
+                endpoint("http://zeebe:9600")
+            } else {
+                None
+            },
+            operate: if separate {
+                endpoint("http://operate:9600")
+            } else {
+                None
+            },
+            tasklist: if separate {
+                endpoint("http://tasklist:9600")
+            } else {
+                None
+            },
+            orchestration: if separate {
+                None
+            } else {
+                endpoint("http://camunda:9600")
+            },
+            optimize: if optimize {
+                endpoint("http://optimize:8092")
+            } else {
+                None
+            },
             elasticsearch: SearchSpec {
                 url: "http://es:9200".into(),
                 flavor: SearchFlavor::Elasticsearch,
@@ -38,12 +58,20 @@ fn cluster(version: &str, optimize: bool) -> CamundaCluster {
             backup: BackupLimits::default(),
         },
     );
-    cluster.status = Some(CamundaClusterStatus { last_backup_id: Some(41), ..Default::default() });
+    cluster.status = Some(CamundaClusterStatus {
+        last_backup_id: Some(41),
+        ..Default::default()
+    });
     cluster
 }
 
 fn backup() -> ClusterBackup {
-    let mut backup = ClusterBackup::new("b1", ClusterBackupSpec { cluster_ref: ClusterRef { name: "c1".into() } });
+    let mut backup = ClusterBackup::new(
+        "b1",
+        ClusterBackupSpec {
+            cluster_ref: ClusterRef { name: "c1".into() },
+        },
+    );
     backup.metadata.namespace = Some("ns".into());
     backup.metadata.generation = Some(1);
     backup.metadata.uid = Some("uid-b1".into());
@@ -51,15 +79,29 @@ fn backup() -> ClusterBackup {
 }
 
 fn ready(cluster: &CamundaCluster) -> ClusterView<'_> {
-    ClusterView::Ready { cluster, version: cluster.spec.version.parse().unwrap() }
+    ClusterView::Ready {
+        cluster,
+        version: cluster.spec.version.parse().unwrap(),
+    }
 }
 
 fn start() -> Turn {
     Turn::Start { uses_refund: false }
 }
 
-fn observe<'a>(backup: &'a ClusterBackup, cluster: ClusterView<'a>, jobs: &'a [ObservedJob], now: i64) -> Plan {
-    plan(&Observed { backup, cluster, jobs, turn: start(), now: t(now) })
+fn observe<'a>(
+    backup: &'a ClusterBackup,
+    cluster: ClusterView<'a>,
+    jobs: &'a [ObservedJob],
+    now: i64,
+) -> Plan {
+    plan(&Observed {
+        backup,
+        cluster,
+        jobs,
+        turn: start(),
+        now: t(now),
+    })
 }
 
 /// Runs a backup from creation with the given Jobs' outcomes, feeding each planned status back in the
@@ -91,15 +133,30 @@ fn a_backup_of_a_missing_or_invalid_cluster_waits_with_a_clear_reason() {
     assert_eq!(phase_of(&missing), Some(BackupPhase::Pending));
     assert_eq!(missing.status.reason.as_deref(), Some("ClusterNotFound"));
     assert!(missing.effects.is_empty());
-    assert!(missing.notes.iter().any(|n| n.warning && n.reason == "ClusterNotFound"));
+    assert!(
+        missing
+            .notes
+            .iter()
+            .any(|n| n.warning && n.reason == "ClusterNotFound")
+    );
 
     let invalid = observe(&b, ClusterView::Invalid("spec.version: bad".into()), &[], 0);
     assert_eq!(invalid.status.reason.as_deref(), Some("ClusterInvalid"));
-    let ready = invalid.status.conditions.iter().find(|c| c.type_ == conditions::READY).unwrap();
+    let ready = invalid
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::READY)
+        .unwrap();
     assert!(ready.message.contains("spec.version: bad"));
 
     // The same observation again changes nothing and publishes no second Event.
-    let again = observe(&with_status(missing.status.clone()), ClusterView::Missing, &[], 10);
+    let again = observe(
+        &with_status(missing.status.clone()),
+        ClusterView::Missing,
+        &[],
+        10,
+    );
     assert_eq!(again.status, missing.status);
     assert!(again.notes.is_empty());
 }
@@ -108,19 +165,41 @@ fn a_backup_of_a_missing_or_invalid_cluster_waits_with_a_clear_reason() {
 fn waiting_and_rate_limited_backups() {
     let c = cluster("8.7.3", false);
     let b = backup();
-    let wait = Turn::Wait { reason: "WaitingForRunningBackup", message: "b0 runs".into() };
-    let waiting = plan(&Observed { backup: &b, cluster: ready(&c), jobs: &[], turn: wait, now: t(0) });
+    let wait = Turn::Wait {
+        reason: "WaitingForRunningBackup",
+        message: "b0 runs".into(),
+    };
+    let waiting = plan(&Observed {
+        backup: &b,
+        cluster: ready(&c),
+        jobs: &[],
+        turn: wait,
+        now: t(0),
+    });
     assert_eq!(phase_of(&waiting), Some(BackupPhase::Pending));
     assert_eq!(waiting.requeue, Some(WAITING_RECHECK));
     assert!(waiting.effects.is_empty());
 
-    let reject = Turn::Reject { next_allowed: t(3600) };
-    let rejected = plan(&Observed { backup: &b, cluster: ready(&c), jobs: &[], turn: reject, now: t(0) });
+    let reject = Turn::Reject {
+        next_allowed: t(3600),
+    };
+    let rejected = plan(&Observed {
+        backup: &b,
+        cluster: ready(&c),
+        jobs: &[],
+        turn: reject,
+        now: t(0),
+    });
     assert_eq!(phase_of(&rejected), Some(BackupPhase::Rejected));
     assert_eq!(rejected.status.reason.as_deref(), Some("RateLimited"));
     assert_eq!(rejected.status.next_allowed_at, Some(t(3600)));
     assert!(rejected.effects.is_empty() && rejected.status.backup_id.is_none());
-    assert!(rejected.notes.iter().any(|n| n.warning && n.message.contains(&t(3600).to_rfc3339())));
+    assert!(
+        rejected
+            .notes
+            .iter()
+            .any(|n| n.warning && n.message.contains(&t(3600).to_rfc3339()))
+    );
 }
 
 #[test]
@@ -129,10 +208,21 @@ fn starting_allocates_an_increasing_id_before_any_side_effect() {
     let b = backup();
     let started = observe(&b, ready(&c), &[], 0);
     let id = t(0).timestamp();
-    assert_eq!(started.effects, vec![Effect::AllocateId { id, uses_refund: false }]);
+    assert_eq!(
+        started.effects,
+        vec![Effect::AllocateId {
+            id,
+            uses_refund: false
+        }]
+    );
     assert_eq!(started.status.backup_id, Some(id));
     assert_eq!(phase_of(&started), Some(BackupPhase::Running));
-    let steps: Vec<(&str, StepPhase)> = started.status.steps.iter().map(|s| (s.name.as_str(), s.phase)).collect();
+    let steps: Vec<(&str, StepPhase)> = started
+        .status
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.phase))
+        .collect();
     assert_eq!(
         steps,
         [
@@ -143,9 +233,15 @@ fn starting_allocates_an_increasing_id_before_any_side_effect() {
             ("zeebe", StepPhase::Pending)
         ]
     );
-    assert_eq!(started.status.target.as_ref().map(|t| t.cluster.as_str()), Some("c1"));
+    assert_eq!(
+        started.status.target.as_ref().map(|t| t.cluster.as_str()),
+        Some("c1")
+    );
     assert_eq!(next_backup_id(Some(i64::MAX - 1), t(0)), i64::MAX);
-    assert_eq!(next_backup_id(Some(t(100).timestamp()), t(0)), t(100).timestamp() + 1);
+    assert_eq!(
+        next_backup_id(Some(t(100).timestamp()), t(0)),
+        t(100).timestamp() + 1
+    );
     assert_eq!(next_backup_id(None, t(0)), t(0).timestamp());
 }
 
@@ -184,7 +280,10 @@ fn separate_apps_follow_the_documented_order() {
     assert_eq!(
         effects,
         vec![
-            Effect::AllocateId { id, uses_refund: false },
+            Effect::AllocateId {
+                id,
+                uses_refund: false
+            },
             Effect::CreateJobs(vec![Component::Operate, Component::Tasklist, Component::Optimize]),
             Effect::PauseExporting { soft: true },
             Effect::CreateJobs(vec![Component::Records]),
@@ -226,8 +325,12 @@ fn paused_status() -> ClusterBackupStatus {
             step.phase = StepPhase::Succeeded;
         }
     }
-    status.exporting =
-        Some(ExportingStatus { state: ExportingState::Paused, soft: true, paused_at: t(10), resumed_at: None });
+    status.exporting = Some(ExportingStatus {
+        state: ExportingState::Paused,
+        soft: true,
+        paused_at: t(10),
+        resumed_at: None,
+    });
     status
 }
 
@@ -235,16 +338,44 @@ fn paused_status() -> ClusterBackupStatus {
 fn a_failed_step_fails_the_backup_resumes_exporting_and_starts_nothing_more() {
     let c = cluster("8.7.3", false);
     let mut status = paused_status();
-    status.steps.iter_mut().find(|s| s.name == "records").unwrap().phase = StepPhase::Running;
+    status
+        .steps
+        .iter_mut()
+        .find(|s| s.name == "records")
+        .unwrap()
+        .phase = StepPhase::Running;
     let b = with_status(status);
-    let jobs = [job(Component::Records, JobState::Failed { message: "records backup 5: PARTIAL".into() })];
+    let jobs = [job(
+        Component::Records,
+        JobState::Failed {
+            message: "records backup 5: PARTIAL".into(),
+        },
+    )];
     let failed = observe(&b, ready(&c), &jobs, 20);
     assert_eq!(failed.effects, vec![Effect::ResumeExporting]);
     assert_eq!(phase_of(&failed), Some(BackupPhase::Failed));
     assert_eq!(failed.status.reason.as_deref(), Some("StepFailed"));
-    let ready_condition = failed.status.conditions.iter().find(|c| c.type_ == conditions::READY).unwrap();
-    assert!(ready_condition.message.contains("step records failed: records backup 5: PARTIAL"));
-    assert_eq!(failed.status.steps.iter().find(|s| s.name == "zeebe").unwrap().phase, StepPhase::Skipped);
+    let ready_condition = failed
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::READY)
+        .unwrap();
+    assert!(
+        ready_condition
+            .message
+            .contains("step records failed: records backup 5: PARTIAL")
+    );
+    assert_eq!(
+        failed
+            .status
+            .steps
+            .iter()
+            .find(|s| s.name == "zeebe")
+            .unwrap()
+            .phase,
+        StepPhase::Skipped
+    );
     assert!(failed.notes.iter().any(|n| n.warning && n.reason == "StepFailed"));
 }
 
@@ -253,7 +384,12 @@ fn a_failure_before_the_pause_does_not_resume_what_was_never_paused() {
     let c = cluster("8.7.3", false);
     let b = with_status(observe(&backup(), ready(&c), &[], 0).status);
     let jobs = [
-        job(Component::Operate, JobState::Failed { message: "operate: 502".into() }),
+        job(
+            Component::Operate,
+            JobState::Failed {
+                message: "operate: 502".into(),
+            },
+        ),
         job(Component::Tasklist, JobState::Active),
     ];
     let failed = observe(&b, ready(&c), &jobs, 5);
@@ -266,14 +402,26 @@ fn a_failure_before_the_pause_does_not_resume_what_was_never_paused() {
 fn exporting_is_resumed_and_the_backup_failed_past_the_pause_timeout() {
     let c = cluster("8.7.3", false);
     let mut status = paused_status();
-    status.steps.iter_mut().find(|s| s.name == "records").unwrap().phase = StepPhase::Running;
+    status
+        .steps
+        .iter_mut()
+        .find(|s| s.name == "records")
+        .unwrap()
+        .phase = StepPhase::Running;
     let b = with_status(status);
     let jobs = [job(Component::Records, JobState::Active)];
     let before = observe(&b, ready(&c), &jobs, 10 + 1799);
     assert!(before.effects.is_empty());
-    assert_eq!(before.requeue, Some(Duration::from_secs(1)), "wakes up exactly at the pause deadline");
+    assert_eq!(
+        before.requeue,
+        Some(Duration::from_secs(1)),
+        "wakes up exactly at the pause deadline"
+    );
     let after = observe(&b, ready(&c), &jobs, 10 + 1800);
-    assert_eq!(after.effects, vec![Effect::DeleteActiveJobs, Effect::ResumeExporting]);
+    assert_eq!(
+        after.effects,
+        vec![Effect::DeleteActiveJobs, Effect::ResumeExporting]
+    );
     assert_eq!(after.status.reason.as_deref(), Some("ExportingPauseTimeout"));
 }
 
@@ -282,12 +430,22 @@ fn a_recorded_pause_intent_is_carried_out_even_after_a_crash() {
     let c = cluster("8.8", false);
     let b = with_status(observe(&backup(), ready(&c), &[], 0).status);
     let intent = observe(&b, ready(&c), &[], 1);
-    assert!(intent.effects.is_empty(), "the intent is recorded before Zeebe is asked");
-    assert_eq!(intent.status.exporting.as_ref().unwrap().state, ExportingState::Pausing);
+    assert!(
+        intent.effects.is_empty(),
+        "the intent is recorded before Zeebe is asked"
+    );
+    assert_eq!(
+        intent.status.exporting.as_ref().unwrap().state,
+        ExportingState::Pausing
+    );
     // The operator dies after recording the intent; the next reconcile pauses (idempotently).
     let resumed = observe(&with_status(intent.status.clone()), ready(&c), &[], 100);
     assert_eq!(resumed.effects, vec![Effect::PauseExporting { soft: true }]);
-    assert_eq!(resumed.status.exporting.unwrap().paused_at, t(1), "the timeout counts from the intent");
+    assert_eq!(
+        resumed.status.exporting.unwrap().paused_at,
+        t(1),
+        "the timeout counts from the intent"
+    );
 }
 
 #[test]
@@ -295,11 +453,17 @@ fn a_job_created_before_a_crash_is_adopted_not_duplicated() {
     let c = cluster("8.7.3", false);
     // Status says the web-app steps are pending (the crash came before it was recorded) but the Jobs exist.
     let b = with_status(observe(&backup(), ready(&c), &[], 0).status);
-    let jobs = [job(Component::Operate, JobState::Active), job(Component::Tasklist, JobState::Active)];
+    let jobs = [
+        job(Component::Operate, JobState::Active),
+        job(Component::Tasklist, JobState::Active),
+    ];
     let p = observe(&b, ready(&c), &jobs, 3);
     assert!(p.effects.is_empty(), "{:?}", p.effects);
     let operate = p.status.steps.iter().find(|s| s.name == "operate").unwrap();
-    assert_eq!((operate.phase, operate.job_name.as_deref()), (StepPhase::Running, Some("b1-operate")));
+    assert_eq!(
+        (operate.phase, operate.job_name.as_deref()),
+        (StepPhase::Running, Some("b1-operate"))
+    );
 }
 
 #[test]
@@ -322,9 +486,25 @@ fn a_running_backup_keeps_going_without_its_cluster_and_reports_a_changed_spec()
     b.spec.cluster_ref.name = "other".into();
     let p = observe(&b, ClusterView::Missing, &[], 20);
     assert_eq!(p.effects, vec![Effect::CreateJobs(vec![Component::Records])]);
-    let changed = p.status.conditions.iter().find(|c| c.type_ == conditions::SPEC_CHANGED).unwrap();
+    let changed = p
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::SPEC_CHANGED)
+        .unwrap();
     assert!(changed.message.contains("continues for c1"));
     let _ = c;
+}
+
+#[test]
+fn a_failed_backup_whose_pause_is_still_on_record_keeps_resuming() {
+    let c = cluster("8.8", false);
+    let mut status = paused_status();
+    status.phase = Some(BackupPhase::Failed);
+    let p = observe(&with_status(status), ready(&c), &[], 60);
+    assert_eq!(p.effects, vec![Effect::ResumeExporting]);
+    assert_eq!(phase_of(&p), Some(BackupPhase::Failed));
+    assert_eq!(p.status.exporting.unwrap().state, ExportingState::Resumed);
 }
 
 #[test]

@@ -89,7 +89,11 @@ pub enum StepError {
     #[error("backup failed: {reason}")]
     BackupFailed { reason: String },
     #[error("deadline of {deadline} exceeded while waiting for {waiting_for} (last seen: {last_seen})")]
-    DeadlineExceeded { deadline: String, waiting_for: &'static str, last_seen: String },
+    DeadlineExceeded {
+        deadline: String,
+        waiting_for: &'static str,
+        last_seen: String,
+    },
 }
 
 impl StepError {
@@ -131,9 +135,10 @@ fn credentials(args: &StepArgs) -> Result<Option<SearchCredentials>, StepError> 
     match (&args.search_username, &args.search_password, &args.search_api_key) {
         (None, None, None) => Ok(None),
         (None, None, Some(key)) => Ok(Some(SearchCredentials::ApiKey(key.0.clone()))),
-        (Some(username), Some(password), None) => {
-            Ok(Some(SearchCredentials::Basic { username: username.clone(), password: password.0.clone() }))
-        }
+        (Some(username), Some(password), None) => Ok(Some(SearchCredentials::Basic {
+            username: username.clone(),
+            password: password.0.clone(),
+        })),
         _ => Err(StepError::Configure(
             "give either a search username and password or an API key, not a part or both".into(),
         )),
@@ -172,7 +177,9 @@ async fn execute(args: &StepArgs) -> Result<(), StepError> {
         last_seen,
     };
     let mut delay = args.poll_interval;
-    let max_delay = (args.poll_interval * 8).min(MAX_POLL_DELAY).max(args.poll_interval);
+    let max_delay = (args.poll_interval * 8)
+        .min(MAX_POLL_DELAY)
+        .max(args.poll_interval);
 
     tracing::info!(url = %args.url, "triggering the backup");
     let mut last_seen = "no answer yet".to_string();
@@ -191,7 +198,9 @@ async fn execute(args: &StepArgs) -> Result<(), StepError> {
     match outcome {
         TriggerOutcome::Started => tracing::info!("backup started; waiting for it to complete"),
         TriggerOutcome::AlreadyStarted => {
-            tracing::info!("a backup with this ID already exists (repeated trigger); waiting for it to complete")
+            tracing::info!(
+                "a backup with this ID already exists (repeated trigger); waiting for it to complete"
+            )
         }
     }
 
@@ -228,7 +237,10 @@ async fn sleep_before(deadline: Instant, delay: &mut Duration, max_delay: Durati
 
 /// One line, at most 4096 bytes. A failure to write it is logged: the exit code still says "failed".
 fn write_termination_message(path: &Path, line: &str) {
-    let mut text: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let mut text: String = line
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if text.len() > MAX_TERMINATION_MESSAGE {
         let mut cut = MAX_TERMINATION_MESSAGE - 3;
         while !text.is_char_boundary(cut) {
@@ -258,14 +270,44 @@ mod tests {
 
     #[test]
     fn records_need_a_repository_and_secrets_are_not_debug_printed() {
-        let base = ["x", "--component", "records", "--camunda-version", "8.7.3", "--backup-id", "5", "--url", "http://es"];
+        let base = [
+            "x",
+            "--component",
+            "records",
+            "--camunda-version",
+            "8.7.3",
+            "--backup-id",
+            "5",
+            "--url",
+            "http://es",
+        ];
         assert!(Cli::try_parse_from(base).is_err());
         let mut with_repo = base.to_vec();
-        with_repo.extend(["--repository", "r", "--search-username", "u", "--search-password", "hunter2"]);
+        with_repo.extend([
+            "--repository",
+            "r",
+            "--search-username",
+            "u",
+            "--search-password",
+            "hunter2",
+        ]);
         let cli = Cli::try_parse_from(with_repo).unwrap();
         assert!(!format!("{:?}", cli.args).contains("hunter2"));
-        assert!(matches!(credentials(&cli.args), Ok(Some(SearchCredentials::Basic { .. }))));
-        let zero = ["x", "--component", "zeebe", "--camunda-version", "8.7", "--backup-id", "0", "--url", "http://z"];
+        assert!(matches!(
+            credentials(&cli.args),
+            Ok(Some(SearchCredentials::Basic { .. }))
+        ));
+        let zero = [
+            "x",
+            "--component",
+            "zeebe",
+            "--camunda-version",
+            "8.7",
+            "--backup-id",
+            "0",
+            "--url",
+            "http://z",
+        ];
         assert!(Cli::try_parse_from(zero).is_err());
     }
 

@@ -33,7 +33,9 @@ pub const OLDEST_SUPPORTED_MINOR: u32 = 2;
 pub enum ParseVersionError {
     #[error("Camunda version {0:?} is not of the form 8.MINOR or 8.MINOR.PATCH")]
     Malformed(String),
-    #[error("Camunda version {0:?} is older than 8.{OLDEST_SUPPORTED_MINOR}, the first with the backup API this operator drives")]
+    #[error(
+        "Camunda version {0:?} is older than 8.{OLDEST_SUPPORTED_MINOR}, the first with the backup API this operator drives"
+    )]
     Unsupported(String),
 }
 
@@ -129,8 +131,17 @@ mod tests {
     #[test]
     fn rejects_malformed_and_unsupported_versions() {
         for text in ["", "8", "7.9", "8.x", "8.7.", "8.7.1.2", "v8.7", "8.-1", "8.+1"] {
-            assert!(matches!(text.parse::<CamundaVersion>(), Err(ParseVersionError::Malformed(_))), "{text}");
+            assert!(
+                matches!(
+                    text.parse::<CamundaVersion>(),
+                    Err(ParseVersionError::Malformed(_))
+                ),
+                "{text}"
+            );
         }
-        assert_eq!("8.1.9".parse::<CamundaVersion>(), Err(ParseVersionError::Unsupported("8.1.9".into())));
+        assert_eq!(
+            "8.1.9".parse::<CamundaVersion>(),
+            Err(ParseVersionError::Unsupported("8.1.9".into()))
+        );
     }
 }

@@ -149,18 +149,30 @@ impl ActuatorBackups {
         answer.json()
     }
 
-    pub(crate) async fn status<D: DeserializeOwned>(&self, backup_id: u64) -> Result<BackupInfo<D>, ApiError> {
+    pub(crate) async fn status<D: DeserializeOwned>(
+        &self,
+        backup_id: u64,
+    ) -> Result<BackupInfo<D>, ApiError> {
         let id = backup_id.to_string();
-        self.http.send(Request::new(Method::GET, &["actuator", self.endpoint, &id])).await?.json()
+        self.http
+            .send(Request::new(Method::GET, &["actuator", self.endpoint, &id]))
+            .await?
+            .json()
     }
 
     pub(crate) async fn list<D: DeserializeOwned>(&self) -> Result<Vec<BackupInfo<D>>, ApiError> {
-        self.http.send(Request::new(Method::GET, &["actuator", self.endpoint])).await?.json()
+        self.http
+            .send(Request::new(Method::GET, &["actuator", self.endpoint]))
+            .await?
+            .json()
     }
 
     pub(crate) async fn delete(&self, backup_id: u64) -> Result<(), ApiError> {
         let id = backup_id.to_string();
-        self.http.send(Request::new(Method::DELETE, &["actuator", self.endpoint, &id])).await.map(drop)
+        self.http
+            .send(Request::new(Method::DELETE, &["actuator", self.endpoint, &id]))
+            .await
+            .map(drop)
     }
 }
 
@@ -185,8 +197,12 @@ mod tests {
             [
                 SnapshotState::Completed,
                 SnapshotState::Completed,
-                SnapshotState::Failed { reason: "backup is FAILED: disk full".into() },
-                SnapshotState::Failed { reason: "backup is SOMETHING_NEW".into() },
+                SnapshotState::Failed {
+                    reason: "backup is FAILED: disk full".into()
+                },
+                SnapshotState::Failed {
+                    reason: "backup is SOMETHING_NEW".into()
+                },
                 SnapshotState::InProgress,
             ]
         );
@@ -198,7 +214,10 @@ mod tests {
         for state in ["INCOMPLETE", "INCOMPATIBLE", "DELETED", "DOES_NOT_EXIST"] {
             let info: BackupInfo<SnapshotDetail> =
                 serde_json::from_str(&format!(r#"{{"backupId":1,"state":"{state}"}}"#)).unwrap();
-            assert!(matches!(info.snapshot_state(), SnapshotState::Failed { .. }), "{state}");
+            assert!(
+                matches!(info.snapshot_state(), SnapshotState::Failed { .. }),
+                "{state}"
+            );
         }
     }
 }

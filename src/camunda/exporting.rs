@@ -42,12 +42,19 @@ pub struct Exporting {
 
 impl Exporting {
     pub fn new(base_url: &str, version: CamundaVersion, options: ClientOptions) -> Result<Self, ApiError> {
-        Ok(Exporting { http: HttpClient::new(base_url, options)?, version })
+        Ok(Exporting {
+            http: HttpClient::new(base_url, options)?,
+            version,
+        })
     }
 
     /// The mode [`Exporting::pause`] uses: soft where the version supports it (8.4.7 / 8.5.1 and later).
     pub fn pause_mode(&self) -> PauseMode {
-        if self.version.supports_soft_pause() { PauseMode::Soft } else { PauseMode::Hard }
+        if self.version.supports_soft_pause() {
+            PauseMode::Soft
+        } else {
+            PauseMode::Hard
+        }
     }
 
     /// Pauses exporting in [`Exporting::pause_mode`] and returns that mode. Pausing an already paused

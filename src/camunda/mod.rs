@@ -205,7 +205,13 @@ pub(crate) struct Request<'a> {
 
 impl<'a> Request<'a> {
     pub(crate) fn new(method: Method, segments: &'a [&'a str]) -> Self {
-        Request { method, segments, query: &[], body: None, unwrap_status: false }
+        Request {
+            method,
+            segments,
+            query: &[],
+            body: None,
+            unwrap_status: false,
+        }
     }
 
     pub(crate) fn query(mut self, query: &'a [(&'a str, &'a str)]) -> Self {
@@ -236,7 +242,9 @@ pub struct HttpClient {
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The authorization header is deliberately left out.
-        f.debug_struct("HttpClient").field("base", &self.base.as_str()).finish_non_exhaustive()
+        f.debug_struct("HttpClient")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -244,20 +252,32 @@ impl HttpClient {
     /// A client of `base_url`, which may carry a path prefix (`http://host:9600/c1/zeebe`); API paths are
     /// appended to it.
     pub fn new(base_url: &str, options: ClientOptions) -> Result<Self, ApiError> {
-        let base = Url::parse(base_url)
-            .map_err(|e| ApiError::Config { message: format!("base URL {base_url:?}: {e}") })?;
+        let base = Url::parse(base_url).map_err(|e| ApiError::Config {
+            message: format!("base URL {base_url:?}: {e}"),
+        })?;
         if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
-            return Err(ApiError::Config { message: format!("base URL {base_url:?} is not an http(s) URL") });
+            return Err(ApiError::Config {
+                message: format!("base URL {base_url:?} is not an http(s) URL"),
+            });
         }
         if !base.username().is_empty() || base.password().is_some() {
             // Credentials in URLs end up in logs; they are passed separately.
-            return Err(ApiError::Config { message: "base URL must not contain credentials".into() });
+            return Err(ApiError::Config {
+                message: "base URL must not contain credentials".into(),
+            });
         }
         let client = reqwest::Client::builder()
             .timeout(options.request_timeout)
             .build()
-            .map_err(|e| ApiError::Config { message: e.without_url().to_string() })?;
-        Ok(HttpClient { client, base, authorization: None, options })
+            .map_err(|e| ApiError::Config {
+                message: e.without_url().to_string(),
+            })?;
+        Ok(HttpClient {
+            client,
+            base,
+            authorization: None,
+            options,
+        })
     }
 
     /// Sends `authorization` with every request, marked sensitive so that it is never logged.
@@ -274,7 +294,9 @@ impl HttpClient {
     fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, ApiError> {
         let mut url = self.base.clone();
         url.path_segments_mut()
-            .map_err(|()| ApiError::Config { message: "base URL cannot carry a path".into() })?
+            .map_err(|()| ApiError::Config {
+                message: "base URL cannot carry a path".into(),
+            })?
             .pop_if_empty()
             .extend(segments);
         if !query.is_empty() {
@@ -302,9 +324,17 @@ impl HttpClient {
                     backoff = (backoff * 2).min(self.options.max_backoff);
                     attempt += 1;
                 }
-                Err(message) => return Err(ApiError::Transient { attempts: attempt, message }),
+                Err(message) => {
+                    return Err(ApiError::Transient {
+                        attempts: attempt,
+                        message,
+                    });
+                }
                 Ok(Err(ApiError::Transient { message, .. })) => {
-                    return Err(ApiError::Transient { attempts: attempt, message });
+                    return Err(ApiError::Transient {
+                        attempts: attempt,
+                        message,
+                    });
                 }
                 Ok(result) => return result,
             }
@@ -365,7 +395,11 @@ fn unwrap_wrapped_status(answer: Answer) -> Answer {
         Ok(wrapped) => match StatusCode::from_u16(wrapped.status) {
             Ok(status) => Answer {
                 status,
-                body: wrapped.body.filter(|b| !b.is_null()).map(|b| b.to_string()).unwrap_or_default(),
+                body: wrapped
+                    .body
+                    .filter(|b| !b.is_null())
+                    .map(|b| b.to_string())
+                    .unwrap_or_default(),
             },
             Err(_) => answer,
         },
@@ -383,7 +417,9 @@ fn classify(answer: Answer) -> Result<Answer, ApiError> {
         StatusCode::NOT_FOUND => ApiError::NotFound { message },
         StatusCode::CONFLICT => ApiError::AlreadyExists { message },
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ApiError::Unauthorized { message },
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => ApiError::Transient { attempts: 1, message },
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => {
+            ApiError::Transient { attempts: 1, message }
+        }
         s if s.is_server_error() => ApiError::Transient { attempts: 1, message },
         s if s.is_client_error() => ApiError::InvalidRequest { message },
         _ => ApiError::Failed { reason: message },
@@ -409,7 +445,10 @@ pub(crate) fn component_message(body: &str) -> String {
 }
 
 fn truncate(text: &str) -> String {
-    let single_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let single_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     match single_line.char_indices().nth(MAX_MESSAGE_CHARS) {
         Some((cut, _)) => format!("{}…", &single_line[..cut]),
         None => single_line,
@@ -430,7 +469,9 @@ pub enum SnapshotState {
     InProgress,
     Completed,
     /// Terminal failure; `reason` names the state and carries the component's failure message.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 /// What deleting a backup did. Both mean "the data is gone".
@@ -541,7 +582,10 @@ mod tests {
     use super::*;
 
     fn answer(status: u16, body: &str) -> Answer {
-        Answer { status: StatusCode::from_u16(status).unwrap(), body: body.to_string() }
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: body.to_string(),
+        }
     }
 
     #[test]
@@ -568,19 +612,33 @@ mod tests {
     fn wrapped_exporting_answers_carry_the_inner_status() {
         let ok = unwrap_wrapped_status(answer(200, r#"{"body":null,"status":204,"contentType":null}"#));
         assert_eq!(ok.status, StatusCode::NO_CONTENT);
-        let failed = unwrap_wrapped_status(answer(200, r#"{"body":{"message":"x"},"status":500,"contentType":null}"#));
+        let failed = unwrap_wrapped_status(answer(
+            200,
+            r#"{"body":{"message":"x"},"status":500,"contentType":null}"#,
+        ));
         assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(component_message(&failed.body), "x");
         // A real status code passes through untouched.
-        assert_eq!(unwrap_wrapped_status(answer(500, "")).status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            unwrap_wrapped_status(answer(500, "")).status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]
     fn messages_are_taken_from_each_error_shape() {
-        assert_eq!(component_message(r#"{"message":"Backup with id 3 does not exist"}"#), "Backup with id 3 does not exist");
-        assert_eq!(component_message(r#"{"errorCode":"x","errorMessage":"dup"}"#), "dup");
         assert_eq!(
-            component_message(r#"{"error":{"type":"invalid_snapshot_name_exception","reason":"exists"},"status":400}"#),
+            component_message(r#"{"message":"Backup with id 3 does not exist"}"#),
+            "Backup with id 3 does not exist"
+        );
+        assert_eq!(
+            component_message(r#"{"errorCode":"x","errorMessage":"dup"}"#),
+            "dup"
+        );
+        assert_eq!(
+            component_message(
+                r#"{"error":{"type":"invalid_snapshot_name_exception","reason":"exists"},"status":400}"#
+            ),
             "invalid_snapshot_name_exception: exists"
         );
         assert_eq!(component_message("plain\ntext"), "plain text");
@@ -590,8 +648,13 @@ mod tests {
     #[test]
     fn base_url_prefix_is_kept_and_credentials_refused() {
         let http = HttpClient::new("http://127.0.0.1:9000/c1/zeebe/", ClientOptions::default()).unwrap();
-        let url = http.url(&["actuator", "backups", "7"], &[("soft", "true")]).unwrap();
-        assert_eq!(url.as_str(), "http://127.0.0.1:9000/c1/zeebe/actuator/backups/7?soft=true");
+        let url = http
+            .url(&["actuator", "backups", "7"], &[("soft", "true")])
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9000/c1/zeebe/actuator/backups/7?soft=true"
+        );
         let err = HttpClient::new("http://u:p@host/", ClientOptions::default()).unwrap_err();
         assert_eq!(err.reason(), "InvalidClientConfig");
         assert!(!err.to_string().contains("u:p"));

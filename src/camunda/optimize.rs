@@ -13,7 +13,9 @@ pub struct OptimizeBackups {
 
 impl OptimizeBackups {
     pub fn new(http: HttpClient) -> Self {
-        OptimizeBackups { api: ActuatorBackups::new(http, "backups") }
+        OptimizeBackups {
+            api: ActuatorBackups::new(http, "backups"),
+        }
     }
 
     /// Takes backup `backup_id` (202); a duplicate ID is `AlreadyExists` (409).

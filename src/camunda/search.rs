@@ -8,9 +8,7 @@ use reqwest::{Method, header::HeaderValue};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
-use super::{
-    ApiError, HttpClient, RecordsTarget, Request, SnapshotState, actuator::null_as_empty, truncate,
-};
+use super::{ApiError, HttpClient, RecordsTarget, Request, SnapshotState, actuator::null_as_empty, truncate};
 
 /// Which search engine holds the exported records; only the snapshot body differs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -25,7 +23,10 @@ pub enum SearchFlavor {
 /// environment by the step). `Debug` never shows them.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SearchCredentials {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// Sent as `Authorization: ApiKey <key>` (the key as Elasticsearch prints it, base64 of `id:key`).
     ApiKey(String),
 }
@@ -33,9 +34,10 @@ pub enum SearchCredentials {
 impl fmt::Debug for SearchCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SearchCredentials::Basic { username, .. } => {
-                f.debug_struct("Basic").field("username", username).finish_non_exhaustive()
-            }
+            SearchCredentials::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .finish_non_exhaustive(),
             SearchCredentials::ApiKey(_) => f.write_str("ApiKey(..)"),
         }
     }
@@ -110,7 +112,11 @@ impl SnapshotInfo {
             reason.push_str(why);
         }
         if !self.failures.is_empty() {
-            reason.push_str(&format!(" ({} shard failure(s): {})", self.failures.len(), truncate(&self.failures[0].to_string())));
+            reason.push_str(&format!(
+                " ({} shard failure(s): {})",
+                self.failures.len(),
+                truncate(&self.failures[0].to_string())
+            ));
         }
         SnapshotState::Failed { reason }
     }
@@ -128,7 +134,9 @@ pub struct SearchSnapshots {
 impl SearchSnapshots {
     pub fn new(http: HttpClient, target: &RecordsTarget) -> Result<Self, ApiError> {
         if target.repository.is_empty() || target.index_prefix.is_empty() {
-            return Err(ApiError::Config { message: "snapshot repository and index prefix must not be empty".into() });
+            return Err(ApiError::Config {
+                message: "snapshot repository and index prefix must not be empty".into(),
+            });
         }
         let http = match &target.credentials {
             Some(credentials) => http.with_authorization(credentials.header()?),
@@ -160,7 +168,9 @@ impl SearchSnapshots {
         let request = Request::new(Method::PUT, &segments).json(body);
         match self.http.send(request).await {
             Ok(_) => Ok(()),
-            Err(ApiError::InvalidRequest { message }) if message.contains("invalid_snapshot_name_exception") => {
+            Err(ApiError::InvalidRequest { message })
+                if message.contains("invalid_snapshot_name_exception") =>
+            {
                 Err(ApiError::AlreadyExists { message })
             }
             Err(other) => Err(other),
@@ -174,18 +184,29 @@ impl SearchSnapshots {
             snapshots: Vec<SnapshotInfo>,
         }
         let name = Self::snapshot_name(backup_id);
-        let answer = self.http.send(Request::new(Method::GET, &["_snapshot", &self.repository, &name])).await?;
+        let answer = self
+            .http
+            .send(Request::new(Method::GET, &["_snapshot", &self.repository, &name]))
+            .await?;
         let Snapshots { snapshots } = answer.json()?;
         snapshots
             .into_iter()
             .find(|s| s.snapshot == name)
-            .ok_or_else(|| ApiError::NotFound { message: format!("snapshot {name} is not in the answer") })
+            .ok_or_else(|| ApiError::NotFound {
+                message: format!("snapshot {name} is not in the answer"),
+            })
     }
 
     /// Deletes the snapshot of `backup_id`; `NotFound` if it does not exist.
     pub async fn delete(&self, backup_id: u64) -> Result<(), ApiError> {
         let name = Self::snapshot_name(backup_id);
-        self.http.send(Request::new(Method::DELETE, &["_snapshot", &self.repository, &name])).await.map(drop)
+        self.http
+            .send(Request::new(
+                Method::DELETE,
+                &["_snapshot", &self.repository, &name],
+            ))
+            .await
+            .map(drop)
     }
 
     /// Whether any `<prefix>*` index exists (8.8+ snapshots the records only if the legacy exporter wrote
@@ -207,13 +228,18 @@ mod tests {
     #[test]
     fn only_success_is_completed() {
         let info = |state: &str| -> SnapshotInfo {
-            serde_json::from_value(json!({"snapshot": "s", "state": state, "failures": [{"reason": "shard"}]})).unwrap()
+            serde_json::from_value(
+                json!({"snapshot": "s", "state": state, "failures": [{"reason": "shard"}]}),
+            )
+            .unwrap()
         };
         assert_eq!(info("SUCCESS").snapshot_state(), SnapshotState::Completed);
         assert_eq!(info("IN_PROGRESS").snapshot_state(), SnapshotState::InProgress);
         for state in ["PARTIAL", "FAILED", "INCOMPATIBLE", "WEIRD"] {
             match info(state).snapshot_state() {
-                SnapshotState::Failed { reason } => assert!(reason.contains(state) && reason.contains("shard"), "{reason}"),
+                SnapshotState::Failed { reason } => {
+                    assert!(reason.contains(state) && reason.contains("shard"), "{reason}")
+                }
                 other => panic!("{state}: {other:?}"),
             }
         }
@@ -221,12 +247,20 @@ mod tests {
 
     #[test]
     fn credentials_never_show_in_debug_or_errors() {
-        let basic = SearchCredentials::Basic { username: "elastic".into(), password: "hunter2".into() };
+        let basic = SearchCredentials::Basic {
+            username: "elastic".into(),
+            password: "hunter2".into(),
+        };
         assert!(!format!("{basic:?}").contains("hunter2"));
         let key = SearchCredentials::ApiKey("secret-key".into());
         assert!(!format!("{key:?}").contains("secret-key"));
-        let bad = SearchCredentials::ApiKey("line\nbreak-secret".into()).header().unwrap_err();
+        let bad = SearchCredentials::ApiKey("line\nbreak-secret".into())
+            .header()
+            .unwrap_err();
         assert!(!bad.to_string().contains("secret"));
-        assert_eq!(basic.header().unwrap().to_str().unwrap(), "Basic ZWxhc3RpYzpodW50ZXIy");
+        assert_eq!(
+            basic.header().unwrap().to_str().unwrap(),
+            "Basic ZWxhc3RpYzpodW50ZXIy"
+        );
     }
 }

@@ -25,14 +25,20 @@ impl WebAppBackups {
             (Component::WebApps, VersionFamily::Orchestration) => "backupHistory",
             (Component::WebApps, VersionFamily::Separate) => {
                 return Err(ApiError::Config {
-                    message: format!("Camunda {version} has no combined web-apps backup; back up Operate and Tasklist"),
+                    message: format!(
+                        "Camunda {version} has no combined web-apps backup; back up Operate and Tasklist"
+                    ),
                 });
             }
             (other, _) => {
-                return Err(ApiError::Config { message: format!("{other} is not a web app") });
+                return Err(ApiError::Config {
+                    message: format!("{other} is not a web app"),
+                });
             }
         };
-        Ok(WebAppBackups { api: ActuatorBackups::new(http, endpoint) })
+        Ok(WebAppBackups {
+            api: ActuatorBackups::new(http, endpoint),
+        })
     }
 
     /// Takes backup `backup_id` (200 with the scheduled snapshot names); a duplicate ID is `AlreadyExists`.
@@ -76,7 +82,9 @@ mod tests {
                 .into(),
         };
         assert_eq!(refine_take_error(duplicate).reason(), "AlreadyExists");
-        let other = ApiError::InvalidRequest { message: "HTTP 400: No backup repository configured".into() };
+        let other = ApiError::InvalidRequest {
+            message: "HTTP 400: No backup repository configured".into(),
+        };
         assert_eq!(refine_take_error(other).reason(), "InvalidRequest");
     }
 }

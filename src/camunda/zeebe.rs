@@ -44,7 +44,9 @@ impl ZeebeBackups {
             VersionFamily::Separate => "backups",
             VersionFamily::Orchestration => "backupRuntime",
         };
-        ZeebeBackups { api: ActuatorBackups::new(http, endpoint) }
+        ZeebeBackups {
+            api: ActuatorBackups::new(http, endpoint),
+        }
     }
 
     /// Takes backup `backup_id` (202). 409 means this ID or a higher one exists (`AlreadyExists`); 8.9+
@@ -77,7 +79,9 @@ fn refine_take_error(error: ApiError) -> ApiError {
     let lower = error.message().to_ascii_lowercase();
     match error {
         ApiError::InvalidRequest { message }
-            if ["continuous", "scheduler", "scheduled backup", "generated"].iter().any(|w| lower.contains(w)) =>
+            if ["continuous", "scheduler", "scheduled backup", "generated"]
+                .iter()
+                .any(|w| lower.contains(w)) =>
         {
             ApiError::ExplicitIdRejected { message }
         }
@@ -96,16 +100,26 @@ mod tests {
     fn take_errors_are_refined_by_message() {
         let invalid = |m: &str| ApiError::InvalidRequest { message: m.into() };
         assert_eq!(
-            refine_take_error(invalid("HTTP 400: Backup ID must not be provided when continuous backups are enabled"))
-                .reason(),
+            refine_take_error(invalid(
+                "HTTP 400: Backup ID must not be provided when continuous backups are enabled"
+            ))
+            .reason(),
             "ExplicitIdRejected"
         );
         assert_eq!(
-            refine_take_error(invalid("HTTP 400: A backupId must be provided and it must be > 0")).reason(),
+            refine_take_error(invalid(
+                "HTTP 400: A backupId must be provided and it must be > 0"
+            ))
+            .reason(),
             "InvalidRequest"
         );
         let conflict = |m: &str| ApiError::AlreadyExists { message: m.into() };
-        assert!(refine_take_error(conflict("Cannot take backup while scaling is in progress")).is_transient());
-        assert_eq!(refine_take_error(conflict("A backup with id 5 already exists")).reason(), "AlreadyExists");
+        assert!(
+            refine_take_error(conflict("Cannot take backup while scaling is in progress")).is_transient()
+        );
+        assert_eq!(
+            refine_take_error(conflict("A backup with id 5 already exists")).reason(),
+            "AlreadyExists"
+        );
     }
 }

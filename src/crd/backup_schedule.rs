@@ -23,7 +23,12 @@ use crate::duration::SpecDuration;
     doc = "Recurring backups of one Camunda cluster.",
     printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.clusterRef.name"),
     printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
-    printcolumn(name = "Time Zone", type_ = "string", json_path = ".spec.timeZone", priority = 1),
+    printcolumn(
+        name = "Time Zone",
+        type_ = "string",
+        json_path = ".spec.timeZone",
+        priority = 1
+    ),
     printcolumn(name = "Suspend", type_ = "boolean", json_path = ".spec.suspend"),
     printcolumn(name = "Last Run", type_ = "date", json_path = ".status.lastScheduleTime"),
     printcolumn(name = "Next Run", type_ = "date", json_path = ".status.nextScheduleTime"),

@@ -28,11 +28,23 @@ use crate::{
     derive = "PartialEq",
     doc = "A Camunda 8 cluster whose backups this operator takes, with the limits that apply to them.",
     printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
-    printcolumn(name = "Retained", type_ = "integer", json_path = ".status.retainedCount",
-        description = "Completed backups kept"),
-    printcolumn(name = "Last Backup ID", type_ = "integer", json_path = ".status.lastBackupId"),
-    printcolumn(name = "Next Allowed", type_ = "date", json_path = ".status.nextBackupAllowedAt",
-        description = "When the rate limit allows the next backup"),
+    printcolumn(
+        name = "Retained",
+        type_ = "integer",
+        json_path = ".status.retainedCount",
+        description = "Completed backups kept"
+    ),
+    printcolumn(
+        name = "Last Backup ID",
+        type_ = "integer",
+        json_path = ".status.lastBackupId"
+    ),
+    printcolumn(
+        name = "Next Allowed",
+        type_ = "date",
+        json_path = ".status.nextBackupAllowedAt",
+        description = "When the rate limit allows the next backup"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -220,6 +232,10 @@ pub struct CamundaClusterStatus {
     /// The highest backup ID allocated for this cluster. Every new backup gets a greater one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup_id: Option<i64>,
+    /// The backup of this cluster that runs now. Set in the same conditional write that allocates a
+    /// backup ID, so two backups can never run at once, even when two reconciles race.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_backup: Option<String>,
     /// When the cluster's last backup operation started; the rate limit counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup_start: Option<DateTime<Utc>>,
@@ -300,7 +316,8 @@ pub enum InvalidClusterSpec {
 impl BackupLimits {
     pub fn resolve(&self) -> Result<Limits, InvalidClusterSpec> {
         let parse = |field: &'static str, d: &SpecDuration| {
-            d.to_std().map_err(|source| InvalidClusterSpec::Duration { field, source })
+            d.to_std()
+                .map_err(|source| InvalidClusterSpec::Duration { field, source })
         };
         if self.max_retained == 0 {
             return Err(InvalidClusterSpec::MaxRetained);
@@ -332,10 +349,16 @@ impl CamundaClusterSpec {
         for (field, endpoint, family) in endpoints {
             match (endpoint, version.family() == family) {
                 (None, true) => {
-                    return Err(InvalidClusterSpec::MissingEndpoint { field, version: self.version.clone() });
+                    return Err(InvalidClusterSpec::MissingEndpoint {
+                        field,
+                        version: self.version.clone(),
+                    });
                 }
                 (Some(_), false) => {
-                    return Err(InvalidClusterSpec::UnusedEndpoint { field, version: self.version.clone() });
+                    return Err(InvalidClusterSpec::UnusedEndpoint {
+                        field,
+                        version: self.version.clone(),
+                    });
                 }
                 (Some(endpoint), true) => check_url(field, &endpoint.url)?,
                 (None, false) => {}
@@ -357,7 +380,10 @@ impl CamundaClusterSpec {
 }
 
 fn check_url(field: &'static str, url: &str) -> Result<(), InvalidClusterSpec> {
-    let invalid = || InvalidClusterSpec::Url { field, url: url.to_string() };
+    let invalid = || InvalidClusterSpec::Url {
+        field,
+        url: url.to_string(),
+    };
     let parsed = reqwest::Url::parse(url).map_err(|_| invalid())?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
         return Err(invalid());
@@ -377,10 +403,18 @@ mod tests {
         let separate = !version.starts_with("8.8");
         CamundaClusterSpec {
             version: version.into(),
-            zeebe: separate.then(|| ComponentEndpoint { url: "http://zeebe:9600".into() }),
-            operate: separate.then(|| ComponentEndpoint { url: "http://operate:9600".into() }),
-            tasklist: separate.then(|| ComponentEndpoint { url: "http://tasklist:9600".into() }),
-            orchestration: (!separate).then(|| ComponentEndpoint { url: "http://camunda:9600".into() }),
+            zeebe: separate.then(|| ComponentEndpoint {
+                url: "http://zeebe:9600".into(),
+            }),
+            operate: separate.then(|| ComponentEndpoint {
+                url: "http://operate:9600".into(),
+            }),
+            tasklist: separate.then(|| ComponentEndpoint {
+                url: "http://tasklist:9600".into(),
+            }),
+            orchestration: (!separate).then(|| ComponentEndpoint {
+                url: "http://camunda:9600".into(),
+            }),
             optimize: None,
             elasticsearch: SearchSpec {
                 url: "http://es:9200".into(),
@@ -411,11 +445,17 @@ mod tests {
         missing.tasklist = None;
         assert_eq!(
             missing.validate(),
-            Err(InvalidClusterSpec::MissingEndpoint { field: "tasklist", version: "8.7".into() })
+            Err(InvalidClusterSpec::MissingEndpoint {
+                field: "tasklist",
+                version: "8.7".into()
+            })
         );
         let mut unused = spec("8.8");
         unused.zeebe = endpoint("http://zeebe:9600");
-        assert!(matches!(unused.validate(), Err(InvalidClusterSpec::UnusedEndpoint { field: "zeebe", .. })));
+        assert!(matches!(
+            unused.validate(),
+            Err(InvalidClusterSpec::UnusedEndpoint { field: "zeebe", .. })
+        ));
     }
 
     #[test]
@@ -427,23 +467,39 @@ mod tests {
 
         let mut s = spec("8.7");
         s.optimize = endpoint("ftp://optimize");
-        assert!(matches!(s.validate(), Err(InvalidClusterSpec::Url { field: "optimize", .. })));
+        assert!(matches!(
+            s.validate(),
+            Err(InvalidClusterSpec::Url {
+                field: "optimize",
+                ..
+            })
+        ));
 
         let mut s = spec("8.7");
-        let key = SecretKeyRef { name: "es".into(), key: "k".into() };
+        let key = SecretKeyRef {
+            name: "es".into(),
+            key: "k".into(),
+        };
         s.elasticsearch.credentials = Some(SearchCredentials {
             username: Some(key.clone()),
             password: None,
             api_key: None,
         });
         assert_eq!(s.validate().err(), Some(InvalidClusterSpec::Credentials));
-        s.elasticsearch.credentials = Some(SearchCredentials { username: None, password: None, api_key: Some(key) });
+        s.elasticsearch.credentials = Some(SearchCredentials {
+            username: None,
+            password: None,
+            api_key: Some(key),
+        });
         assert!(s.validate().is_ok());
     }
 
     #[test]
     fn rejects_unsupported_versions_and_zero_retention() {
-        assert!(matches!(spec("8.1").validate(), Err(InvalidClusterSpec::Version(_))));
+        assert!(matches!(
+            spec("8.1").validate(),
+            Err(InvalidClusterSpec::Version(_))
+        ));
         let mut s = spec("8.7");
         s.backup.max_retained = 0;
         assert_eq!(s.validate().err(), Some(InvalidClusterSpec::MaxRetained));

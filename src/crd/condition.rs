@@ -79,11 +79,20 @@ mod tests {
     #[test]
     fn keeps_transition_time_when_status_is_unchanged() {
         let mut list = vec![condition(ConditionStatus::True, "A", 100)];
-        assert!(set_condition(&mut list, condition(ConditionStatus::True, "B", 200)));
+        assert!(set_condition(
+            &mut list,
+            condition(ConditionStatus::True, "B", 200)
+        ));
         assert_eq!(list[0].last_transition_time.timestamp(), 100);
         assert_eq!(list[0].reason, "B");
-        assert!(!set_condition(&mut list, condition(ConditionStatus::True, "B", 300)));
-        assert!(set_condition(&mut list, condition(ConditionStatus::False, "C", 400)));
+        assert!(!set_condition(
+            &mut list,
+            condition(ConditionStatus::True, "B", 300)
+        ));
+        assert!(set_condition(
+            &mut list,
+            condition(ConditionStatus::False, "C", 400)
+        ));
         assert_eq!(list[0].last_transition_time.timestamp(), 400);
         assert_eq!(list.len(), 1);
     }

@@ -3,6 +3,9 @@
 //! Doc comments on fields become the schema descriptions that `kubectl explain` shows, so they are
 //! written for the user of the resource, not for the reader of the code.
 
+// kube's derive takes one `printcolumn(...)` attribute per column, which clippy reads as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 mod backup_schedule;
 mod camunda_cluster;
 mod cluster_backup;

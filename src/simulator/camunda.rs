@@ -25,7 +25,10 @@ fn requested_id(body: &[u8]) -> Result<Option<i64>, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("Malformed request body: {e}"))?;
     match &value["backupId"] {
         Value::Null => Ok(None),
-        Value::Number(n) => n.as_i64().map(Some).ok_or_else(|| format!("Invalid backupId {n}")),
+        Value::Number(n) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| format!("Invalid backupId {n}")),
         other => Err(format!("Invalid backupId {other}")),
     }
 }
@@ -35,7 +38,13 @@ fn parse_path_id(text: &str) -> Option<u64> {
 }
 
 /// Zeebe's `/actuator/backups` (≤8.7) or `/actuator/backupRuntime` (8.8+); `rest` follows the endpoint.
-pub fn zeebe(cluster: &mut ClusterState, now: DateTime<Utc>, method: &Method, rest: &[&str], body: &[u8]) -> Reply {
+pub fn zeebe(
+    cluster: &mut ClusterState,
+    now: DateTime<Utc>,
+    method: &Method,
+    rest: &[&str],
+    body: &[u8],
+) -> Reply {
     match (method, rest) {
         (&Method::POST, []) => zeebe_take(cluster, now, body),
         (&Method::GET, []) => {
@@ -60,7 +69,10 @@ pub fn zeebe(cluster: &mut ClusterState, now: DateTime<Utc>, method: &Method, re
                 Some(b) if b.deleted_at.is_none() || cluster.settings.version.may_schedule_own_backups() => {
                     Reply::json(StatusCode::OK, zeebe_info(cluster, b, now))
                 }
-                _ => message(StatusCode::NOT_FOUND, format!("Backup with id {id} does not exist")),
+                _ => message(
+                    StatusCode::NOT_FOUND,
+                    format!("Backup with id {id} does not exist"),
+                ),
             }
         }
         (&Method::DELETE, [id]) => {
@@ -87,7 +99,10 @@ fn zeebe_take(cluster: &mut ClusterState, now: DateTime<Utc>, body: &[u8]) -> Re
         Ok(id) => id,
         Err(text) => return message(StatusCode::BAD_REQUEST, text),
     };
-    let highest = cluster.backups.get(&Component::Zeebe).and_then(|b| b.keys().next_back().copied());
+    let highest = cluster
+        .backups
+        .get(&Component::Zeebe)
+        .and_then(|b| b.keys().next_back().copied());
     let id = match (requested, own_scheduler) {
         // The exact 8.9 wording is not documented; the meaning (400, explicit ID refused) is.
         (Some(_), true) => {
@@ -98,9 +113,16 @@ fn zeebe_take(cluster: &mut ClusterState, now: DateTime<Utc>, body: &[u8]) -> Re
             );
         }
         // Generated IDs look like epoch milliseconds in the 8.9 docs.
-        (None, true) => u64::try_from(now.timestamp_millis()).unwrap_or(0).max(highest.map_or(1, |h| h + 1)),
+        (None, true) => u64::try_from(now.timestamp_millis())
+            .unwrap_or(0)
+            .max(highest.map_or(1, |h| h + 1)),
         (Some(id), false) if id > 0 => id.unsigned_abs(),
-        (_, false) => return message(StatusCode::BAD_REQUEST, "A backupId must be provided and it must be > 0"),
+        (_, false) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "A backupId must be provided and it must be > 0",
+            );
+        }
     };
     if let Some(highest) = highest.filter(|h| *h >= id) {
         return message(
@@ -111,7 +133,11 @@ fn zeebe_take(cluster: &mut ClusterState, now: DateTime<Utc>, body: &[u8]) -> Re
     let backup = cluster.new_backup(Component::Zeebe, id, now, Vec::new());
     cluster.component_backups(Component::Zeebe).insert(id, backup);
     cluster.record(now, Api::Zeebe, "take", Some(id));
-    let endpoint = if cluster.settings.version.minor >= 8 { "backupRuntime" } else { "backups" };
+    let endpoint = if cluster.settings.version.minor >= 8 {
+        "backupRuntime"
+    } else {
+        "backups"
+    };
     let mut answer = json!({
         "message": format!("A backup with id {id} has been scheduled. Use GET actuator/{endpoint}/{id} to monitor the status.")
     });
@@ -131,7 +157,9 @@ fn zeebe_info(cluster: &ClusterState, backup: &Backup, now: DateTime<Utc>) -> Va
         Phase::Done if backup.outcome.state == "INCOMPLETE" => ("INCOMPLETE", "DOES_NOT_EXIST"),
         Phase::Done => (backup.outcome.state.as_str(), backup.outcome.state.as_str()),
     };
-    let failure = (aggregate == "FAILED").then(|| backup.outcome.failure_reason.clone()).flatten();
+    let failure = (aggregate == "FAILED")
+        .then(|| backup.outcome.failure_reason.clone())
+        .flatten();
     let partitions = cluster.settings.partitions.max(1);
     let details: Vec<Value> = (1..=partitions)
         .map(|partition| {
@@ -183,14 +211,26 @@ impl SnapshotApi {
             Component::Optimize => ("camunda_optimize", 2, true),
             Component::Zeebe | Component::Records => return None,
         };
-        Some(SnapshotApi { component, snapshot_prefix, parts, optimize })
+        Some(SnapshotApi {
+            component,
+            snapshot_prefix,
+            parts,
+            optimize,
+        })
     }
 
     /// Optimize's `ErrorResponseDto`-style body (field names unconfirmed), `{"message"}` for the others.
     fn error(&self, status: StatusCode, text: String) -> Reply {
         if self.optimize {
-            let code = if status == StatusCode::CONFLICT { "conflict" } else { "badRequestError" };
-            Reply::json(status, json!({ "errorCode": code, "errorMessage": text, "detailedMessage": null }))
+            let code = if status == StatusCode::CONFLICT {
+                "conflict"
+            } else {
+                "badRequestError"
+            };
+            Reply::json(
+                status,
+                json!({ "errorCode": code, "errorMessage": text, "detailedMessage": null }),
+            )
         } else {
             message(status, text)
         }
@@ -222,14 +262,21 @@ pub fn snapshot_backups(
                 .cloned()
                 .collect();
             backups.sort_by_key(|b| std::cmp::Reverse(b.id));
-            let list: Vec<Value> = backups.iter().map(|b| snapshot_info(cluster, &api, b, now)).collect();
+            let list: Vec<Value> = backups
+                .iter()
+                .map(|b| snapshot_info(cluster, &api, b, now))
+                .collect();
             Reply::json(StatusCode::OK, Value::Array(list))
         }
         (&Method::GET, [id]) => {
             let Some(id) = parse_path_id(id) else {
                 return api.error(StatusCode::BAD_REQUEST, format!("Invalid backupId {id}"));
             };
-            match cluster.backup(component, id).filter(|b| b.deleted_at.is_none()).cloned() {
+            match cluster
+                .backup(component, id)
+                .filter(|b| b.deleted_at.is_none())
+                .cloned()
+            {
                 Some(backup) => Reply::json(StatusCode::OK, snapshot_info(cluster, &api, &backup, now)),
                 None => api.error(StatusCode::NOT_FOUND, format!("No backup with id [{id}] found.")),
             }
@@ -256,17 +303,37 @@ pub fn snapshot_backups(
 fn snapshot_take(cluster: &mut ClusterState, api: &SnapshotApi, now: DateTime<Utc>, body: &[u8]) -> Reply {
     let id = match requested_id(body) {
         Ok(Some(id)) if id > 0 => id.unsigned_abs(),
-        Ok(_) => return api.error(StatusCode::BAD_REQUEST, "BackupId must be provided and must be > 0".into()),
+        Ok(_) => {
+            return api.error(
+                StatusCode::BAD_REQUEST,
+                "BackupId must be provided and must be > 0".into(),
+            );
+        }
         Err(text) => return api.error(StatusCode::BAD_REQUEST, text),
     };
-    if let Some(existing) = cluster.backup(api.component, id).filter(|b| b.deleted_at.is_none()) {
-        let status = if api.optimize { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
-        let text = format!("A backup with ID [{id}] already exists. Found snapshots: [{}]", existing.parts.join(", "));
+    if let Some(existing) = cluster
+        .backup(api.component, id)
+        .filter(|b| b.deleted_at.is_none())
+    {
+        let status = if api.optimize {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let text = format!(
+            "A backup with ID [{id}] already exists. Found snapshots: [{}]",
+            existing.parts.join(", ")
+        );
         return api.error(status, text);
     }
     let version = cluster.settings.version;
     let parts: Vec<String> = (1..=api.parts)
-        .map(|part| format!("{}_{id}_{version}_part_{part}_of_{}", api.snapshot_prefix, api.parts))
+        .map(|part| {
+            format!(
+                "{}_{id}_{version}_part_{part}_of_{}",
+                api.snapshot_prefix, api.parts
+            )
+        })
         .collect();
     // A deleted ID's snapshots are gone, so the web apps and Optimize accept it again (only Zeebe
     // enforces increasing IDs).
@@ -287,14 +354,23 @@ fn snapshot_take(cluster: &mut ClusterState, api: &SnapshotApi, now: DateTime<Ut
 /// The backup as derived from its snapshots (§3.3): a failure shows on the last part; an incomplete
 /// backup lacks its last part and, in the web apps, reads `IN_PROGRESS` until the incomplete-check
 /// timeout has passed since it ended.
-fn snapshot_info(cluster: &mut ClusterState, api: &SnapshotApi, backup: &Backup, now: DateTime<Utc>) -> Value {
+fn snapshot_info(
+    cluster: &mut ClusterState,
+    api: &SnapshotApi,
+    backup: &Backup,
+    now: DateTime<Utc>,
+) -> Value {
     let outcome = backup.outcome.state.as_str();
     let incomplete_until = backup.completes_at
-        + chrono::Duration::milliseconds(i64::try_from(cluster.settings.incomplete_check_timeout_ms).unwrap_or(i64::MAX));
+        + chrono::Duration::milliseconds(
+            i64::try_from(cluster.settings.incomplete_check_timeout_ms).unwrap_or(i64::MAX),
+        );
     let (state, last_part) = match backup.phase(now) {
         Phase::InProgress | Phase::Deleted => ("IN_PROGRESS", Some("IN_PROGRESS")),
         Phase::Done if backup.succeeded() => (COMPLETED, Some("SUCCESS")),
-        Phase::Done if outcome == "INCOMPLETE" && !api.optimize && now < incomplete_until => ("IN_PROGRESS", None),
+        Phase::Done if outcome == "INCOMPLETE" && !api.optimize && now < incomplete_until => {
+            ("IN_PROGRESS", None)
+        }
         Phase::Done if outcome == "INCOMPLETE" => ("INCOMPLETE", None),
         Phase::Done if outcome == "INCOMPATIBLE" => ("INCOMPATIBLE", Some("INCOMPATIBLE")),
         Phase::Done => ("FAILED", Some("FAILED")),
@@ -303,7 +379,11 @@ fn snapshot_info(cluster: &mut ClusterState, api: &SnapshotApi, backup: &Backup,
         (COMPLETED, true, OptimizeSpelling::Complete) => "COMPLETE",
         (COMPLETED, true, OptimizeSpelling::Alternate) => {
             cluster.optimize_reads += 1;
-            if cluster.optimize_reads % 2 == 1 { "COMPLETE" } else { COMPLETED }
+            if cluster.optimize_reads % 2 == 1 {
+                "COMPLETE"
+            } else {
+                COMPLETED
+            }
         }
         (state, _, _) => state,
     };
@@ -315,11 +395,19 @@ fn snapshot_info(cluster: &mut ClusterState, api: &SnapshotApi, backup: &Backup,
         .filter_map(|(i, name)| {
             let is_last = i + 1 == count;
             let part_state = if !is_last {
-                if backup.phase(now) == Phase::InProgress { "IN_PROGRESS" } else { "SUCCESS" }
+                if backup.phase(now) == Phase::InProgress {
+                    "IN_PROGRESS"
+                } else {
+                    "SUCCESS"
+                }
             } else {
                 last_part?
             };
-            let failures = if part_state == "FAILED" { json!([backup.outcome.failure_reason]) } else { json!([]) };
+            let failures = if part_state == "FAILED" {
+                json!([backup.outcome.failure_reason])
+            } else {
+                json!([])
+            };
             Some(json!({
                 "snapshotName": name,
                 "state": part_state,
@@ -345,7 +433,10 @@ pub fn wraps_exporting_status(cluster: &ClusterState) -> bool {
 /// An exporting answer with `status`, in the shape of the cluster's version.
 pub fn exporting_reply(cluster: &ClusterState, status: StatusCode) -> Reply {
     if wraps_exporting_status(cluster) {
-        Reply::json(StatusCode::OK, json!({ "body": null, "status": status.as_u16(), "contentType": null }))
+        Reply::json(
+            StatusCode::OK,
+            json!({ "body": null, "status": status.as_u16(), "contentType": null }),
+        )
     } else {
         Reply::empty(status)
     }
@@ -356,17 +447,31 @@ pub fn exporting_reply(cluster: &ClusterState, status: StatusCode) -> Reply {
 /// `?soft=true` on a version without soft pause is answered 400. The real pre-8.4.7 endpoint probably
 /// ignores the unknown parameter and pauses hard; the simulator refuses instead, so that a client that
 /// sends a soft pause to an old version is caught rather than silently getting a hard pause.
-pub fn exporting(cluster: &mut ClusterState, now: DateTime<Utc>, method: &Method, rest: &[&str], soft: bool) -> Reply {
+pub fn exporting(
+    cluster: &mut ClusterState,
+    now: DateTime<Utc>,
+    method: &Method,
+    rest: &[&str],
+    soft: bool,
+) -> Reply {
     match (method, rest) {
         (&Method::POST, ["pause"]) => {
             if soft && !cluster.settings.version.supports_soft_pause() {
                 return message(
                     StatusCode::BAD_REQUEST,
-                    format!("Soft pause is not supported by Camunda {}", cluster.settings.version),
+                    format!(
+                        "Soft pause is not supported by Camunda {}",
+                        cluster.settings.version
+                    ),
                 );
             }
             cluster.set_exporting(now, Some(soft));
-            cluster.record(now, Api::Exporting, if soft { "soft-pause" } else { "pause" }, None);
+            cluster.record(
+                now,
+                Api::Exporting,
+                if soft { "soft-pause" } else { "pause" },
+                None,
+            );
             exporting_reply(cluster, StatusCode::NO_CONTENT).changed()
         }
         (&Method::POST, ["resume"]) => {

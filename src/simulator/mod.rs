@@ -36,7 +36,9 @@ use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tower::ServiceExt;
 
-pub use state::{Api, ClusterSettings, ClusterState, Event, FailBackups, Fault, OptimizeSpelling, RequiredCredentials};
+pub use state::{
+    Api, ClusterSettings, ClusterState, Event, FailBackups, Fault, OptimizeSpelling, RequiredCredentials,
+};
 
 use crate::{
     camunda::Component,
@@ -58,15 +60,27 @@ enum ReplyBody {
 
 impl Reply {
     pub(crate) fn json(status: StatusCode, body: Value) -> Self {
-        Reply { status, body: ReplyBody::Json(body), changed: false }
+        Reply {
+            status,
+            body: ReplyBody::Json(body),
+            changed: false,
+        }
     }
 
     pub(crate) fn empty(status: StatusCode) -> Self {
-        Reply { status, body: ReplyBody::Empty, changed: false }
+        Reply {
+            status,
+            body: ReplyBody::Empty,
+            changed: false,
+        }
     }
 
     pub(crate) fn text(status: StatusCode, body: String) -> Self {
-        Reply { status, body: ReplyBody::Text(body), changed: false }
+        Reply {
+            status,
+            body: ReplyBody::Text(body),
+            changed: false,
+        }
     }
 
     pub(crate) fn changed(mut self) -> Self {
@@ -168,17 +182,21 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, ClusterState>> {
         // A panicking handler cannot leave the maps half-updated in a way worse than a lost request.
-        self.clusters.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.clusters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Writes the state file (temp file + rename, so a crash never leaves half a file).
     fn persist(&self, clusters: &BTreeMap<String, ClusterState>) {
         let Some(path) = &self.state_file else { return };
-        let result = serde_json::to_vec_pretty(clusters).map_err(std::io::Error::other).and_then(|bytes| {
-            let temp = path.with_extension("tmp");
-            std::fs::write(&temp, bytes)?;
-            std::fs::rename(&temp, path)
-        });
+        let result = serde_json::to_vec_pretty(clusters)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| {
+                let temp = path.with_extension("tmp");
+                std::fs::write(&temp, bytes)?;
+                std::fs::rename(&temp, path)
+            });
         if let Err(error) = result {
             tracing::warn!(path = %path.display(), %error, "cannot write the simulator state file");
         }
@@ -203,7 +221,10 @@ fn validate(name: &str, settings: &ClusterSettings) -> Result<(), String> {
         return Err(format!("invalid cluster name {name:?}"));
     }
     if settings.own_scheduler && !settings.version.may_schedule_own_backups() {
-        return Err(format!("Camunda {} cannot run its own backup scheduler (8.9+)", settings.version));
+        return Err(format!(
+            "Camunda {} cannot run its own backup scheduler (8.9+)",
+            settings.version
+        ));
     }
     Ok(())
 }
@@ -220,18 +241,28 @@ pub struct SimulatorConfig {
 
 impl Default for SimulatorConfig {
     fn default() -> Self {
-        SimulatorConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)), clusters: Vec::new(), state_file: None }
+        SimulatorConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clusters: Vec::new(),
+            state_file: None,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartSimulatorError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot read state file {path}: {source}")]
     ReadState { path: PathBuf, source: std::io::Error },
     #[error("state file {path} is not simulator state: {source}")]
-    ParseState { path: PathBuf, source: serde_json::Error },
+    ParseState {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("invalid cluster: {0}")]
     InvalidCluster(String),
 }
@@ -249,10 +280,15 @@ impl StartSimulatorError {
 
 fn load_state(path: &Path) -> Result<BTreeMap<String, ClusterState>, StartSimulatorError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|source| StartSimulatorError::ParseState { path: path.to_path_buf(), source }),
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StartSimulatorError::ParseState {
+            path: path.to_path_buf(),
+            source,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(source) => Err(StartSimulatorError::ReadState { path: path.to_path_buf(), source }),
+        Err(source) => Err(StartSimulatorError::ReadState {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -267,17 +303,36 @@ impl Simulator {
         };
         for (name, settings) in config.clusters {
             validate(&name, &settings).map_err(StartSimulatorError::InvalidCluster)?;
-            clusters.entry(name).or_insert_with(|| ClusterState::new(settings));
+            clusters
+                .entry(name)
+                .or_insert_with(|| ClusterState::new(settings));
         }
-        let shared = Arc::new(Shared { clusters: Mutex::new(clusters), state_file: config.state_file });
+        let shared = Arc::new(Shared {
+            clusters: Mutex::new(clusters),
+            state_file: config.state_file,
+        });
         shared.persist(&shared.lock());
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartSimulatorError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartSimulatorError::Bind { addr: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartSimulatorError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartSimulatorError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(listener, router(shared.clone()), stopped));
-        Ok(SimulatorHandle { addr, shared, stop, task })
+        Ok(SimulatorHandle {
+            addr,
+            shared,
+            stop,
+            task,
+        })
     }
 }
 
@@ -329,7 +384,9 @@ impl SimulatorHandle {
     /// Sets the faults of one API of a cluster; `false` if the cluster does not exist.
     pub fn set_fault(&self, cluster: &str, api: Api, fault: Fault) -> bool {
         let mut clusters = self.shared.lock();
-        let Some(state) = clusters.get_mut(cluster) else { return false };
+        let Some(state) = clusters.get_mut(cluster) else {
+            return false;
+        };
         state.faults.insert(api, fault);
         state.fault_progress.remove(&api);
         self.shared.persist(&clusters);
@@ -399,8 +456,14 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/_sim/clusters", get(admin_list))
         .route("/_sim/clusters/{name}", get(admin_get).put(admin_put))
-        .route("/_sim/clusters/{name}/faults", axum::routing::delete(admin_clear_faults))
-        .route("/_sim/clusters/{name}/faults/{api}", put(admin_put_fault).delete(admin_delete_fault))
+        .route(
+            "/_sim/clusters/{name}/faults",
+            axum::routing::delete(admin_clear_faults),
+        )
+        .route(
+            "/_sim/clusters/{name}/faults/{api}",
+            put(admin_put_fault).delete(admin_delete_fault),
+        )
         .fallback(component_api)
         .with_state(shared)
 }
@@ -427,7 +490,12 @@ struct ClusterView<'a> {
 async fn admin_get(State(shared): State<Arc<Shared>>, UrlPath(name): UrlPath<String>) -> Response {
     let clusters = shared.lock();
     match clusters.get(&name) {
-        Some(state) => Json(ClusterView { name: &name, now: Utc::now(), state }).into_response(),
+        Some(state) => Json(ClusterView {
+            name: &name,
+            now: Utc::now(),
+            state,
+        })
+        .into_response(),
         None => admin_error(StatusCode::NOT_FOUND, format!("no cluster {name}")),
     }
 }
@@ -519,7 +587,10 @@ async fn component_api(
             return admin_error(StatusCode::NOT_FOUND, format!("no endpoint {}", uri.path()));
         };
         let progress = cluster.fault_progress.entry(api).or_default();
-        let action = cluster.faults.get_mut(&api).map(|fault| fault.next_action(progress));
+        let action = cluster
+            .faults
+            .get_mut(&api)
+            .map(|fault| fault.next_action(progress));
         (api, offset, action)
     };
     if let Some(action) = action {
@@ -567,7 +638,13 @@ async fn component_api(
         }
         Api::Records => {
             let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-            let request = search::SearchRequest { method: &method, rest, query: &query, body: &body, authorization };
+            let request = search::SearchRequest {
+                method: &method,
+                rest,
+                query: &query,
+                body: &body,
+                authorization,
+            };
             search::records(cluster, now, &request)
         }
     };
@@ -595,7 +672,9 @@ pub struct SimulatorArgs {
 }
 
 fn parse_cluster_arg(text: &str) -> Result<(String, CamundaVersion), String> {
-    let (name, version) = text.split_once('=').ok_or_else(|| format!("{text:?} is not NAME=VERSION"))?;
+    let (name, version) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VERSION"))?;
     let version = version.parse().map_err(|e| format!("{e}"))?;
     Ok((name.to_string(), version))
 }
@@ -606,9 +685,21 @@ pub async fn run(args: SimulatorArgs) -> ExitCode {
     let clusters = args
         .clusters
         .into_iter()
-        .map(|(name, version)| (name, ClusterSettings { backup_duration_ms, ..ClusterSettings::new(version) }))
+        .map(|(name, version)| {
+            (
+                name,
+                ClusterSettings {
+                    backup_duration_ms,
+                    ..ClusterSettings::new(version)
+                },
+            )
+        })
         .collect();
-    let config = SimulatorConfig { listen: args.listen, clusters, state_file: args.state_file };
+    let config = SimulatorConfig {
+        listen: args.listen,
+        clusters,
+        state_file: args.state_file,
+    };
     let handle = match Simulator::start(config).await {
         Ok(handle) => handle,
         Err(error) => {

@@ -47,15 +47,22 @@ fn authorized(required: Option<&RequiredCredentials>, authorization: Option<&str
 
 /// `*`-wildcard match of one index name against a comma-separated pattern list.
 fn matches_patterns(patterns: &str, index: &str) -> bool {
-    patterns.split(',').map(str::trim).any(|pattern| glob(pattern, index))
+    patterns
+        .split(',')
+        .map(str::trim)
+        .any(|pattern| glob(pattern, index))
 }
 
 fn glob(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == text,
         Some((head, tail)) => {
-            let Some(rest) = text.strip_prefix(head) else { return false };
-            (0..=rest.len()).filter(|i| rest.is_char_boundary(*i)).any(|i| glob(tail, &rest[i..]))
+            let Some(rest) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=rest.len())
+                .filter(|i| rest.is_char_boundary(*i))
+                .any(|i| glob(tail, &rest[i..]))
         }
     }
 }
@@ -69,8 +76,14 @@ pub struct SearchRequest<'a> {
 }
 
 pub fn records(cluster: &mut ClusterState, now: DateTime<Utc>, request: &SearchRequest<'_>) -> Reply {
-    *cluster.auth_seen.entry(auth_kind(request.authorization).to_string()).or_default() += 1;
-    if !authorized(cluster.settings.search_credentials.as_ref(), request.authorization) {
+    *cluster
+        .auth_seen
+        .entry(auth_kind(request.authorization).to_string())
+        .or_default() += 1;
+    if !authorized(
+        cluster.settings.search_credentials.as_ref(),
+        request.authorization,
+    ) {
         return es_error(
             StatusCode::UNAUTHORIZED,
             "security_exception",
@@ -86,14 +99,22 @@ pub fn records(cluster: &mut ClusterState, now: DateTime<Utc>, request: &SearchR
         (&Method::DELETE, ["_snapshot", repository, name]) => delete(cluster, now, repository, name),
         (&Method::GET, ["_cat", "indices", pattern]) => cat_indices(cluster, pattern, request.query),
         (&Method::GET, ["_cat", "indices"]) => cat_indices(cluster, "*", request.query),
-        _ => es_error(StatusCode::BAD_REQUEST, "illegal_argument_exception", "no handler found for uri".into()),
+        _ => es_error(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            "no handler found for uri".into(),
+        ),
     };
     // The auth counter changed either way.
     reply.changed()
 }
 
 fn repository_missing(repository: &str) -> Reply {
-    es_error(StatusCode::NOT_FOUND, "repository_missing_exception", format!("[{repository}] missing"))
+    es_error(
+        StatusCode::NOT_FOUND,
+        "repository_missing_exception",
+        format!("[{repository}] missing"),
+    )
 }
 
 fn take(cluster: &mut ClusterState, now: DateTime<Utc>, repository: &str, name: &str, body: &[u8]) -> Reply {
@@ -103,7 +124,13 @@ fn take(cluster: &mut ClusterState, now: DateTime<Utc>, repository: &str, name: 
     let body: Value = match serde_json::from_slice(body) {
         Ok(value) => value,
         Err(_) if body.is_empty() => json!({}),
-        Err(e) => return es_error(StatusCode::BAD_REQUEST, "x_content_parse_exception", e.to_string()),
+        Err(e) => {
+            return es_error(
+                StatusCode::BAD_REQUEST,
+                "x_content_parse_exception",
+                e.to_string(),
+            );
+        }
     };
     // Only Elasticsearch knows feature states (an approximation of OpenSearch's parse error).
     if cluster.settings.search_flavor == SearchFlavor::Opensearch && body.get("feature_states").is_some() {
@@ -127,12 +154,24 @@ fn take(cluster: &mut ClusterState, now: DateTime<Utc>, repository: &str, name: 
     }
     let patterns = match &body["indices"] {
         Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
         _ => "*".to_string(),
     };
-    let indices: Vec<String> =
-        cluster.settings.records_indices.iter().filter(|i| matches_patterns(&patterns, i)).cloned().collect();
-    let id = name.strip_prefix(RECORDS_SNAPSHOT_PREFIX).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let indices: Vec<String> = cluster
+        .settings
+        .records_indices
+        .iter()
+        .filter(|i| matches_patterns(&patterns, i))
+        .cloned()
+        .collect();
+    let id = name
+        .strip_prefix(RECORDS_SNAPSHOT_PREFIX)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     let snapshot = cluster.new_backup(crate::camunda::Component::Records, id, now, indices);
     cluster.snapshots.insert(name.to_string(), snapshot);
     cluster.record(now, Api::Records, "take", Some(id));
@@ -148,14 +187,22 @@ fn status(cluster: &ClusterState, now: DateTime<Utc>, repository: &str, name: &s
             StatusCode::OK,
             json!({ "snapshots": [snapshot_info(repository, name, snapshot, now)], "total": 1, "remaining": 0 }),
         ),
-        None => es_error(StatusCode::NOT_FOUND, "snapshot_missing_exception", format!("[{repository}:{name}] is missing")),
+        None => es_error(
+            StatusCode::NOT_FOUND,
+            "snapshot_missing_exception",
+            format!("[{repository}:{name}] is missing"),
+        ),
     }
 }
 
 fn snapshot_info(repository: &str, name: &str, snapshot: &Backup, now: DateTime<Utc>) -> Value {
     let shards = snapshot.parts.len().max(1);
     let done = snapshot.phase(now) == Phase::Done;
-    let state = if done { snapshot.outcome.state.as_str() } else { "IN_PROGRESS" };
+    let state = if done {
+        snapshot.outcome.state.as_str()
+    } else {
+        "IN_PROGRESS"
+    };
     let state = if state == "COMPLETED" { "SUCCESS" } else { state };
     let failed_shards = usize::from(done && state != "SUCCESS");
     let failures: Vec<Value> = (failed_shards > 0)
@@ -201,7 +248,11 @@ fn delete(cluster: &mut ClusterState, now: DateTime<Utc>, repository: &str, name
             cluster.record(now, Api::Records, "delete", Some(snapshot.id));
             Reply::json(StatusCode::OK, json!({ "acknowledged": true }))
         }
-        None => es_error(StatusCode::NOT_FOUND, "snapshot_missing_exception", format!("[{repository}:{name}] is missing")),
+        None => es_error(
+            StatusCode::NOT_FOUND,
+            "snapshot_missing_exception",
+            format!("[{repository}:{name}] is missing"),
+        ),
     }
 }
 
@@ -229,7 +280,11 @@ fn cat_indices(cluster: &ClusterState, pattern: &str, query: &[(String, String)]
     } else {
         let lines: Vec<String> = rows
             .iter()
-            .map(|row| row.as_object().map(|o| o.values().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")).unwrap_or_default())
+            .map(|row| {
+                row.as_object()
+                    .map(|o| o.values().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+                    .unwrap_or_default()
+            })
             .collect();
         Reply::text(StatusCode::OK, lines.join("\n"))
     }

@@ -27,8 +27,31 @@ pub enum Api {
 }
 
 impl Api {
+    pub const ALL: [Api; 7] = [
+        Api::Zeebe,
+        Api::Operate,
+        Api::Tasklist,
+        Api::WebApps,
+        Api::Optimize,
+        Api::Records,
+        Api::Exporting,
+    ];
+
     pub fn parse(text: &str) -> Option<Api> {
-        serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+        Api::ALL.into_iter().find(|api| api.as_str() == text)
+    }
+
+    /// The name in paths and in the event log.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Api::Zeebe => "zeebe",
+            Api::Operate => "operate",
+            Api::Tasklist => "tasklist",
+            Api::WebApps => "webapps",
+            Api::Optimize => "optimize",
+            Api::Records => "records",
+            Api::Exporting => "exporting",
+        }
     }
 }
 
@@ -103,7 +126,12 @@ fn default_backup_duration_ms() -> u64 {
     300
 }
 fn default_records_indices() -> Vec<String> {
-    ["zeebe-record_process_8.7.0_2025-01-01", "zeebe-record_job_8.7.0_2025-01-01"].map(String::from).to_vec()
+    [
+        "zeebe-record_process_8.7.0_2025-01-01",
+        "zeebe-record_job_8.7.0_2025-01-01",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 fn default_partitions() -> u32 {
     3
@@ -149,7 +177,9 @@ mod version_text {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<CamundaVersion, D::Error> {
-        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -376,17 +406,48 @@ impl ClusterState {
 
     pub fn record(&mut self, now: DateTime<Utc>, api: Api, operation: &str, backup_id: Option<u64>) {
         let seq = self.events.last().map_or(1, |e| e.seq + 1);
-        self.events.push(Event { seq, at: now, api, operation: operation.to_string(), backup_id });
+        self.events.push(Event {
+            seq,
+            at: now,
+            api,
+            operation: operation.to_string(),
+            backup_id,
+        });
     }
 
     /// A new backup of `component` starting `now`, failing if the component's fault says so.
-    pub fn new_backup(&self, component: Component, id: u64, now: DateTime<Utc>, parts: Vec<String>) -> Backup {
-        let outcome = match self.faults.get(&Api::from(component)).and_then(|f| f.fail_backups.as_ref()) {
-            Some(fail) => Outcome { state: fail.state.clone(), failure_reason: Some(fail.reason.clone()) },
-            None => Outcome { state: COMPLETED.into(), failure_reason: None },
+    pub fn new_backup(
+        &self,
+        component: Component,
+        id: u64,
+        now: DateTime<Utc>,
+        parts: Vec<String>,
+    ) -> Backup {
+        let outcome = match self
+            .faults
+            .get(&Api::from(component))
+            .and_then(|f| f.fail_backups.as_ref())
+        {
+            Some(fail) => Outcome {
+                state: fail.state.clone(),
+                failure_reason: Some(fail.reason.clone()),
+            },
+            None => Outcome {
+                state: COMPLETED.into(),
+                failure_reason: None,
+            },
         };
-        let duration = chrono::Duration::milliseconds(i64::try_from(self.settings.backup_duration_ms).unwrap_or(i64::MAX));
-        Backup { id, started_at: now, completes_at: now + duration, outcome, deleted_at: None, parts }
+        let duration = chrono::Duration::milliseconds(
+            i64::try_from(self.settings.backup_duration_ms).unwrap_or(i64::MAX),
+        );
+        Backup {
+            id,
+            started_at: now,
+            completes_at: now + duration,
+            outcome,
+            deleted_at: None,
+            parts,
+        }
     }
 
     pub fn component_backups(&mut self, component: Component) -> &mut BTreeMap<u64, Backup> {
@@ -445,15 +506,33 @@ mod tests {
     #[test]
     fn fractional_fault_rates_are_deterministic() {
         let mut progress = FaultProgress::default();
-        let mut fault = Fault { error_rate: 0.5, ..Fault::default() };
-        let hits: Vec<bool> = (0..6).map(|_| fault.next_action(&mut progress).error_status.is_some()).collect();
+        let mut fault = Fault {
+            error_rate: 0.5,
+            ..Fault::default()
+        };
+        let hits: Vec<bool> = (0..6)
+            .map(|_| fault.next_action(&mut progress).error_status.is_some())
+            .collect();
         assert_eq!(hits, [false, true, false, true, false, true]);
-        let mut always = Fault { error_rate: 1.0, error_status: Some(502), ..Fault::default() };
+        let mut always = Fault {
+            error_rate: 1.0,
+            error_status: Some(502),
+            ..Fault::default()
+        };
         assert!((0..5).all(|_| always.next_action(&mut progress).error_status == Some(502)));
-        let mut next = Fault { fail_next: 2, drop_next: 1, ..Fault::default() };
-        let actions: Vec<_> =
-            (0..4).map(|_| next.next_action(&mut progress)).map(|a| (a.drop, a.error_status.is_some())).collect();
-        assert_eq!(actions, [(true, false), (false, true), (false, true), (false, false)]);
+        let mut next = Fault {
+            fail_next: 2,
+            drop_next: 1,
+            ..Fault::default()
+        };
+        let actions: Vec<_> = (0..4)
+            .map(|_| next.next_action(&mut progress))
+            .map(|a| (a.drop, a.error_status.is_some()))
+            .collect();
+        assert_eq!(
+            actions,
+            [(true, false), (false, true), (false, true), (false, false)]
+        );
     }
 
     #[test]
@@ -467,6 +546,13 @@ mod tests {
         assert_eq!(cluster.exporting, ExportingState::Paused);
         cluster.set_exporting(t(4), None);
         cluster.set_exporting(t(5), None);
-        assert_eq!(cluster.pause_intervals, [PauseInterval { paused_at: t(1), resumed_at: Some(t(4)), soft: false }]);
+        assert_eq!(
+            cluster.pause_intervals,
+            [PauseInterval {
+                paused_at: t(1),
+                resumed_at: Some(t(4)),
+                soft: false
+            }]
+        );
     }
 }

@@ -21,12 +21,18 @@ fn resource(kind: &str) -> ApiResource {
 async fn crds_install_and_become_established() {
     let client = client().await;
     let version = client.apiserver_version().await.unwrap();
-    println!("API server {}.{} ({})", version.major, version.minor, version.git_version);
+    println!(
+        "API server {}.{} ({})",
+        version.major, version.minor, version.git_version
+    );
     install_crds(&client).await;
     let (ok, out, err) = kubectl(&["api-resources", "--api-group=c8backup.dev", "-o", "name"]);
     assert!(ok, "{err}");
     for plural in ["camundaclusters", "clusterbackups", "backupschedules"] {
-        assert!(out.contains(&format!("{plural}.c8backup.dev")), "{plural} missing from:\n{out}");
+        assert!(
+            out.contains(&format!("{plural}.c8backup.dev")),
+            "{plural} missing from:\n{out}"
+        );
     }
 }
 
@@ -39,14 +45,19 @@ async fn every_example_is_accepted_and_defaults_are_applied() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let (ok, out, err) = kubectl(&["apply", "-n", &ns.name, "-f", examples.to_str().unwrap()]);
     assert!(ok, "kubectl apply -f examples/ failed:\n{out}\n{err}");
-    assert_eq!(out.lines().filter(|l| l.contains("created")).count(), std::fs::read_dir(&examples).unwrap().count(), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains("created")).count(),
+        std::fs::read_dir(&examples).unwrap().count(),
+        "{out}"
+    );
 
     // The server fills in the documented defaults, so `kubectl get -o yaml` shows the limits in force.
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &resource("CamundaCluster"));
     let cluster = api.get("camunda-87").await.unwrap();
     assert_eq!(cluster.data["spec"]["backup"]["stepTimeout"], "1h");
     assert_eq!(cluster.data["spec"]["backup"]["exportingPauseTimeout"], "30m");
-    let schedules: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &resource("BackupSchedule"));
+    let schedules: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns.name, &resource("BackupSchedule"));
     let schedule = schedules.get("camunda-87-nightly").await.unwrap();
     assert_eq!(schedule.data["spec"]["suspend"], false);
     ns.cleanup().await;
@@ -87,29 +98,59 @@ async fn invalid_objects_are_rejected_with_the_field_named() {
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "invalid").await;
 
-    let message = rejection(&client, &ns.name, "ClusterBackup", json!({
-        "apiVersion": "c8backup.dev/v1alpha1", "kind": "ClusterBackup",
-        "metadata": { "name": "no-cluster-ref" }, "spec": {}
-    }))
+    let message = rejection(
+        &client,
+        &ns.name,
+        "ClusterBackup",
+        json!({
+            "apiVersion": "c8backup.dev/v1alpha1", "kind": "ClusterBackup",
+            "metadata": { "name": "no-cluster-ref" }, "spec": {}
+        }),
+    )
     .await;
     assert!(message.contains("spec.clusterRef"), "{message}");
 
-    let message = rejection(&client, &ns.name, "CamundaCluster", cluster("negative", json!({ "maxRetained": -1 }))).await;
+    let message = rejection(
+        &client,
+        &ns.name,
+        "CamundaCluster",
+        cluster("negative", json!({ "maxRetained": -1 })),
+    )
+    .await;
     assert!(message.contains("spec.backup.maxRetained"), "{message}");
 
-    let message =
-        rejection(&client, &ns.name, "CamundaCluster", cluster("unknown-policy", json!({ "onClusterDelete": "Archive" }))).await;
+    let message = rejection(
+        &client,
+        &ns.name,
+        "CamundaCluster",
+        cluster("unknown-policy", json!({ "onClusterDelete": "Archive" })),
+    )
+    .await;
     assert!(message.contains("spec.backup.onClusterDelete"), "{message}");
-    assert!(message.contains("Delete") && message.contains("Retain"), "the message should list the allowed values: {message}");
+    assert!(
+        message.contains("Delete") && message.contains("Retain"),
+        "the message should list the allowed values: {message}"
+    );
 
-    let message = rejection(&client, &ns.name, "CamundaCluster", cluster("bad-interval", json!({ "minInterval": "5 hours" }))).await;
+    let message = rejection(
+        &client,
+        &ns.name,
+        "CamundaCluster",
+        cluster("bad-interval", json!({ "minInterval": "5 hours" })),
+    )
+    .await;
     assert!(message.contains("spec.backup.minInterval"), "{message}");
 
-    let message = rejection(&client, &ns.name, "BackupSchedule", json!({
-        "apiVersion": "c8backup.dev/v1alpha1", "kind": "BackupSchedule",
-        "metadata": { "name": "cross-namespace" },
-        "spec": { "clusterRef": { "name": "other/cluster" }, "schedule": "0 2 * * *" }
-    }))
+    let message = rejection(
+        &client,
+        &ns.name,
+        "BackupSchedule",
+        json!({
+            "apiVersion": "c8backup.dev/v1alpha1", "kind": "BackupSchedule",
+            "metadata": { "name": "cross-namespace" },
+            "spec": { "clusterRef": { "name": "other/cluster" }, "schedule": "0 2 * * *" }
+        }),
+    )
     .await;
     assert!(message.contains("spec.clusterRef.name"), "{message}");
     ns.cleanup().await;
@@ -128,12 +169,21 @@ async fn kubectl_explain_shows_the_field_descriptions() {
         if ok && out.contains("Completed backups kept per cluster") {
             break out;
         }
-        assert!(std::time::Instant::now() < deadline, "kubectl explain never showed the description:\n{out}\n{err}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kubectl explain never showed the description:\n{out}\n{err}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     };
-    assert!(explained.contains("newest completed backup is never deleted"), "{explained}");
+    assert!(
+        explained.contains("newest completed backup is never deleted"),
+        "{explained}"
+    );
     let (ok, out, err) = kubectl(&["explain", "clusterbackups.spec.clusterRef"]);
-    assert!(ok && fold_whitespace(&out).contains("The `CamundaCluster` to back up, in this namespace"), "{out}\n{err}");
+    assert!(
+        ok && fold_whitespace(&out).contains("The `CamundaCluster` to back up, in this namespace"),
+        "{out}\n{err}"
+    );
 }
 
 /// kubectl wraps descriptions at its own width.

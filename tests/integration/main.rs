@@ -3,5 +3,8 @@
 //! with `KUBECONFIG` set they run against that cluster instead.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backups;
 mod crds;
+mod harness;
+mod node_agent;
 mod support;

@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use camunda_backup_operator::crdgen;
 use k8s_openapi::{
-    api::core::v1::Namespace,
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    api::core::v1::Namespace, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
     Api, Client, ResourceExt,
@@ -34,7 +33,9 @@ pub async fn install_crds(client: &Client) {
                 Ok(Some(existing)) => {
                     let mut desired = crd.clone();
                     desired.metadata.resource_version = existing.resource_version();
-                    api.replace(&name, &PostParams::default(), &desired).await.map(drop)
+                    api.replace(&name, &PostParams::default(), &desired)
+                        .await
+                        .map(drop)
                 }
                 Ok(None) => api.create(&PostParams::default(), &crd).await.map(drop),
                 Err(e) => Err(e),
@@ -46,10 +47,13 @@ pub async fn install_crds(client: &Client) {
                 Err(e) => panic!("installing CRD {name}: {e}"),
             }
         }
-        tokio::time::timeout(Duration::from_secs(30), await_condition(api.clone(), &name, conditions::is_crd_established()))
-            .await
-            .unwrap_or_else(|_| panic!("CRD {name} not Established within 30s"))
-            .unwrap_or_else(|e| panic!("watching CRD {name}: {e}"));
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("CRD {name} not Established within 30s"))
+        .unwrap_or_else(|e| panic!("watching CRD {name}: {e}"));
     }
 }
 
@@ -61,23 +65,35 @@ pub struct TestNamespace {
 
 impl TestNamespace {
     pub async fn new(client: &Client, prefix: &str) -> Self {
-        let suffix = format!("{:x}", std::process::id() ^ (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default()));
+        let suffix = format!(
+            "{:x}",
+            std::process::id()
+                ^ (std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or_default())
+        );
         let name = format!("{prefix}-{suffix}");
         let api: Api<Namespace> = Api::all(client.clone());
         let ns: Namespace = serde_json::from_value(serde_json::json!({
             "metadata": { "name": name, "labels": { "c8backup.dev/test": "true" } }
         }))
         .unwrap_or_else(|e| panic!("{e}"));
-        api.create(&PostParams::default(), &ns).await.unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
-        Self { name, client: client.clone() }
+        api.create(&PostParams::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
+        Self {
+            name,
+            client: client.clone(),
+        }
     }
 
     pub async fn cleanup(self) {
         let api: Api<Namespace> = Api::all(self.client);
-        api.delete(&self.name, &DeleteParams::background()).await.map(drop).unwrap_or_else(|e| panic!("delete namespace: {e}"));
+        api.delete(&self.name, &DeleteParams::background())
+            .await
+            .map(drop)
+            .unwrap_or_else(|e| panic!("delete namespace: {e}"));
     }
 }
 

@@ -1,0 +1,327 @@
+//! The controllers: wiring, shared context, errors and the error policy. Each kind's reconciler lives
+//! in its own module and stays thin: fetch → decide (pure) → act → record.
+
+mod cluster_backup;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    runtime::{
+        Controller,
+        controller::Action,
+        events::{Event as KubeEvent, EventType, Recorder, Reporter},
+        finalizer,
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use serde::de::DeserializeOwned;
+use tracing::{info, warn};
+
+use crate::{
+    camunda::{ApiError, ClientOptions},
+    crd::{CamundaCluster, ClusterBackup, labels},
+    jobs::JobSettings,
+};
+
+/// How the operator runs (the `run` subcommand, which is also the default).
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces the operator may read).
+    #[arg(long, env = "C8B_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Image of the snapshot step Jobs (the operator's own image).
+    #[arg(
+        long,
+        env = "C8B_STEP_IMAGE",
+        default_value = "camunda-backup-operator:latest"
+    )]
+    pub step_image: String,
+    /// Pull policy of the step Jobs' image.
+    #[arg(long, env = "C8B_STEP_IMAGE_PULL_POLICY")]
+    pub step_image_pull_policy: Option<String>,
+    /// Pod retries of one step Job before the step fails (the step itself also retries transient errors).
+    #[arg(long, env = "C8B_STEP_BACKOFF_LIMIT", default_value_t = crate::jobs::DEFAULT_BACKOFF_LIMIT)]
+    pub step_backoff_limit: i32,
+    /// Timeout of one request to a Camunda component from the operator (pause, resume, delete).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub camunda_request_timeout: Duration,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub jobs: JobSettings,
+    pub camunda: ClientOptions,
+    pub backups: Store<ClusterBackup>,
+    /// Consecutive failures per object, for the error policy's backoff.
+    failures: Mutex<HashMap<ObjectRef<ClusterBackup>, u32>>,
+}
+
+/// Failures of a reconcile, named for the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("recording the status of {name}: {source}")]
+    RecordStatus {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("allocating backup ID {id} on cluster {cluster}: {source}")]
+    AllocateId {
+        id: i64,
+        cluster: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("updating cluster {cluster}: {source}")]
+    UpdateCluster {
+        cluster: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("creating Job {name}: {source}")]
+    CreateJob {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deleting Job {name}: {source}")]
+    DeleteJob {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot build the Job of step {step}: the backup's target has no endpoint or a bad stepTimeout")]
+    BuildJob { step: &'static str },
+    #[error("pausing exporting: {0}")]
+    PauseExporting(#[source] ApiError),
+    #[error("resuming exporting: {0}")]
+    ResumeExporting(#[source] ApiError),
+    #[error("the backup's data is not deleted yet: {pending}")]
+    DeletionIncomplete { pending: String, retry_in: Duration },
+    #[error("the object has no {0}")]
+    MissingObjectKey(&'static str),
+    #[error(transparent)]
+    Finalizer(Box<finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A bounded label for Events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Read { .. } => "ReadFailed",
+            Error::RecordStatus { .. } => "RecordStatusFailed",
+            Error::AllocateId { .. } => "AllocateIdFailed",
+            Error::UpdateCluster { .. } => "UpdateClusterFailed",
+            Error::CreateJob { .. } => "CreateJobFailed",
+            Error::DeleteJob { .. } => "DeleteJobFailed",
+            Error::BuildJob { .. } => "BuildJobFailed",
+            Error::PauseExporting(_) => "PauseExportingFailed",
+            Error::ResumeExporting(_) => "ResumeExportingFailed",
+            Error::DeletionIncomplete { .. } => "DeletionIncomplete",
+            Error::MissingObjectKey(_) => "MissingObjectKey",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.reason(),
+                _ => "FinalizerFailed",
+            },
+        }
+    }
+
+    fn deletion_retry(&self) -> Option<Duration> {
+        match self {
+            Error::DeletionIncomplete { retry_in, .. } => Some(*retry_in),
+            Error::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::CleanupFailed(e) => e.deletion_retry(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// A conflict means someone wrote the object since we read it: look again at once.
+    fn is_conflict(&self) -> bool {
+        let kube_error = match self {
+            Error::AllocateId { source, .. }
+            | Error::UpdateCluster { source, .. }
+            | Error::RecordStatus { source, .. } => Some(source),
+            Error::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
+                    return e.is_conflict();
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        matches!(kube_error, Some(kube::Error::Api(status)) if status.code == 409)
+    }
+}
+
+/// First retry delay after a failed reconcile; doubled per consecutive failure up to [`MAX_BACKOFF`].
+const INITIAL_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Retries with exponential backoff per object, so a component that is down is not hammered and a
+/// broken object never becomes a hot loop; a write conflict is retried at once.
+fn error_policy(backup: Arc<ClusterBackup>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = ObjectRef::from_obj(backup.as_ref());
+    if error.is_conflict() {
+        return Action::requeue(Duration::from_millis(200));
+    }
+    // Deleting data follows its own schedule, bounded by the backup's deletion deadline.
+    if let Some(retry_in) = error.deletion_retry() {
+        return Action::requeue(retry_in);
+    }
+    let attempt = {
+        let mut failures = ctx
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = failures.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    };
+    let delay = INITIAL_BACKOFF
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
+        .min(MAX_BACKOFF);
+    warn!(backup = %backup.name_any(), namespace = backup.namespace().unwrap_or_default(), reason = error.reason(),
+        attempt, retry_in = ?delay, "reconcile failed: {error}");
+    Action::requeue(delay)
+}
+
+impl Context {
+    fn succeeded(&self, backup: &ClusterBackup) {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        failures.remove(&ObjectRef::from_obj(backup));
+    }
+
+    /// Publishes an Event; failing to publish one never fails a reconcile (a terminating namespace
+    /// refuses new Events, for one).
+    async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let event = KubeEvent {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            warn!(reason, %error, "cannot publish an Event");
+        }
+    }
+}
+
+fn namespaced_or_all<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controllers until SIGTERM or SIGINT.
+pub async fn run(args: RunArgs) -> Result<(), kube::Error> {
+    let client = Client::try_default().await?;
+    let namespace = args.namespace.as_deref();
+    let backups: Api<ClusterBackup> = namespaced_or_all(&client, namespace);
+    let clusters: Api<CamundaCluster> = namespaced_or_all(&client, namespace);
+    let jobs: Api<Job> = namespaced_or_all(&client, namespace);
+    // Fail early with a clear message when the CRDs are missing, instead of retrying watches forever.
+    backups.list(&kube::api::ListParams::default().limit(1)).await?;
+
+    let controller = Controller::new(backups, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let context = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), Reporter::from("camunda-backup-operator")),
+        jobs: JobSettings {
+            image: args.step_image.clone(),
+            image_pull_policy: args.step_image_pull_policy.clone(),
+            resources: None,
+            backoff_limit: args.step_backoff_limit,
+            log_args: Vec::new(),
+        },
+        camunda: ClientOptions {
+            request_timeout: args.camunda_request_timeout,
+            ..ClientOptions::default()
+        },
+        backups: store.clone(),
+        failures: Mutex::new(HashMap::new()),
+    });
+    let managed_jobs =
+        watcher::Config::default().labels(&format!("{}=camunda-backup-operator", labels::MANAGED_BY));
+    // A cluster change (created, fixed, its lock released) wakes that cluster's backups that wait.
+    let waiting_backups_of = move |cluster: CamundaCluster| {
+        let namespace = cluster.namespace();
+        let name = cluster.name_any();
+        store
+            .state()
+            .into_iter()
+            .filter(|b| b.namespace() == namespace && b.spec.cluster_ref.name == name)
+            .filter(|b| b.status.as_ref().is_none_or(|s| s.backup_id.is_none()))
+            .map(|b| ObjectRef::from_obj(b.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    info!(
+        namespace = namespace.unwrap_or("<all>"),
+        "starting the ClusterBackup controller"
+    );
+    controller
+        .owns(jobs, managed_jobs)
+        .watches(
+            clusters,
+            watcher::Config::default().any_semantic(),
+            waiting_backups_of,
+        )
+        .shutdown_on_signal()
+        .run(cluster_backup::reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(backup = %object.name, "reconciled"),
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(error) => warn!(%error, "controller event"),
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// Reads an object, `None` when it does not exist.
+async fn get_opt<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Error>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug + Resource<DynamicType = ()>,
+{
+    api.get_opt(name).await.map_err(|source| Error::Read {
+        what: format!("{} {name}", K::kind(&())),
+        source,
+    })
+}

@@ -1,0 +1,279 @@
+//! One test's world: a namespace, a Camunda simulator, the node agent and an operator process that
+//! watches only that namespace, so tests run in parallel without seeing each other.
+
+use std::{
+    future::Future,
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use camunda_backup_operator::{
+    camunda::Component,
+    crd::{BackupPhase, CamundaCluster, ClusterBackup},
+    simulator::{ClusterSettings, Simulator, SimulatorConfig, SimulatorHandle},
+    version::CamundaVersion,
+};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, PostParams},
+};
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+use crate::{
+    node_agent,
+    support::{TestNamespace, client, install_crds},
+};
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_camunda-backup-operator"))
+}
+
+/// Waits until `check` returns `Some`, polling every 200 ms, or panics naming `what` at the deadline.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The operator as a real process, so tests can kill it with SIGKILL and start it again.
+pub struct Operator {
+    child: tokio::process::Child,
+    args: Vec<String>,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    pub fn start(namespace: &str, extra: &[&str]) -> Self {
+        let log = std::env::temp_dir().join(format!("c8b-operator-{namespace}.log"));
+        let mut args = vec![
+            "run".to_string(),
+            "--namespace".into(),
+            namespace.into(),
+            "--step-image".into(),
+            "c8b-test".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let child = Self::spawn(&args, &log);
+        Self { child, args, log }
+    }
+
+    fn spawn(args: &[String], log: &PathBuf) -> tokio::process::Child {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("operator log");
+        tokio::process::Command::new(binary())
+            .args(args)
+            .env("C8B_LOG_LEVEL", "info,camunda_backup_operator=debug")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the operator")
+    }
+
+    /// SIGKILL: no cleanup, no graceful shutdown, like a node dying.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("kill the operator");
+    }
+
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.child = Self::spawn(&self.args, &self.log);
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+pub struct World {
+    pub client: Client,
+    pub ns: TestNamespace,
+    pub sim: SimulatorHandle,
+    pub operator: Operator,
+    agent: JoinHandle<()>,
+}
+
+impl World {
+    pub async fn start(prefix: &str, operator_args: &[&str]) -> Self {
+        let client = client().await;
+        install_crds(&client).await;
+        let ns = TestNamespace::new(&client, prefix).await;
+        let sim = Simulator::start(SimulatorConfig {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            clusters: Vec::new(),
+            state_file: None,
+        })
+        .await
+        .expect("start the simulator");
+        let agent = node_agent::spawn(client.clone(), &ns.name, binary());
+        let operator = Operator::start(&ns.name, operator_args);
+        Self {
+            client,
+            ns,
+            sim,
+            operator,
+            agent,
+        }
+    }
+
+    pub fn backups(&self) -> Api<ClusterBackup> {
+        Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    pub fn clusters(&self) -> Api<CamundaCluster> {
+        Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    /// A simulated cluster and the `CamundaCluster` that points at it.
+    pub async fn cluster(
+        &self,
+        name: &str,
+        version: &str,
+        optimize: bool,
+        backup: serde_json::Value,
+    ) -> CamundaCluster {
+        let parsed: CamundaVersion = version.parse().expect("version");
+        let mut settings = ClusterSettings::new(parsed);
+        settings.optimize = optimize;
+        self.sim.put_cluster(name, settings).expect("simulated cluster");
+        let url = |component| self.sim.component_url(name, component).expect("component URL");
+        let mut spec = json!({
+            "version": version,
+            "elasticsearch": { "url": url(Component::Records), "snapshotRepository": "camunda" },
+            "backup": backup,
+        });
+        if parsed.minor >= 8 {
+            spec["orchestration"] = json!({ "url": url(Component::Zeebe) });
+        } else {
+            spec["zeebe"] = json!({ "url": url(Component::Zeebe) });
+            spec["operate"] = json!({ "url": url(Component::Operate) });
+            spec["tasklist"] = json!({ "url": url(Component::Tasklist) });
+        }
+        if optimize {
+            spec["optimize"] = json!({ "url": url(Component::Optimize) });
+        }
+        let object: CamundaCluster = serde_json::from_value(json!({
+            "apiVersion": "c8backup.dev/v1alpha1", "kind": "CamundaCluster",
+            "metadata": { "name": name }, "spec": spec,
+        }))
+        .expect("cluster object");
+        self.clusters()
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create the cluster")
+    }
+
+    pub async fn backup(&self, name: &str, cluster: &str) -> ClusterBackup {
+        let object: ClusterBackup = serde_json::from_value(json!({
+            "apiVersion": "c8backup.dev/v1alpha1", "kind": "ClusterBackup",
+            "metadata": { "name": name }, "spec": { "clusterRef": { "name": cluster } },
+        }))
+        .expect("backup object");
+        self.backups()
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create the backup")
+    }
+
+    /// Waits until the backup satisfies `check`; the timeout message carries the operator's log tail.
+    pub async fn wait_backup(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&ClusterBackup) -> bool,
+    ) -> ClusterBackup {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let backup = self.backups().get_opt(name).await.expect("read the backup");
+            if let Some(backup) = backup.filter(|b| check(b)) {
+                return backup;
+            }
+            if Instant::now() >= deadline {
+                let current = self
+                    .backups()
+                    .get_opt(name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|b| b.status);
+                let log = self.operator.log_text();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                panic!(
+                    "timed out waiting for {name} to be {what}; status: {current:#?}\noperator log tail:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn wait_phase(&self, name: &str, phase: BackupPhase, timeout: Duration) -> ClusterBackup {
+        self.wait_backup(name, &format!("{phase:?}"), timeout, |b| {
+            b.status.as_ref().and_then(|s| s.phase) == Some(phase)
+        })
+        .await
+    }
+
+    pub async fn wait_gone(&self, name: &str, timeout: Duration) {
+        let backups = self.backups();
+        wait_for(&format!("{name} to be deleted"), timeout, || {
+            let backups = backups.clone();
+            async move { backups.get_opt(name).await.expect("read").is_none().then_some(()) }
+        })
+        .await;
+    }
+
+    pub async fn delete_backup(&self, name: &str) {
+        self.backups()
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete the backup");
+    }
+
+    /// Deletes the namespace while the operator still runs, so the backups' finalizers are released
+    /// and nothing is left Terminating on a shared cluster, then stops everything.
+    pub async fn cleanup(self) {
+        let backups = self.backups();
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        let _ = namespaces
+            .delete(&self.ns.name, &DeleteParams::background())
+            .await;
+        wait_for(
+            "the namespace's backups to be released",
+            Duration::from_secs(60),
+            || {
+                let backups = backups.clone();
+                async move {
+                    backups
+                        .list(&Default::default())
+                        .await
+                        .ok()
+                        .filter(|l| l.items.is_empty())
+                        .map(drop)
+                }
+            },
+        )
+        .await;
+        self.agent.abort();
+        drop(self.operator);
+        self.sim.shutdown().await;
+    }
+}
