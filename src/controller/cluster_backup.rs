@@ -10,7 +10,7 @@ use k8s_openapi::api::{
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
-    runtime::{controller::Action, finalizer},
+    runtime::{Controller, controller::Action, finalizer, reflector::ObjectRef, watcher},
 };
 use serde_json::json;
 use tracing::{info, instrument, warn};
@@ -23,7 +23,7 @@ use crate::{
     },
     crd::{
         BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Condition,
-        ConditionStatus, DeletionStatus, ExportingState, FIELD_MANAGER, SearchFlavor, SecretKeyRef,
+        ConditionStatus, DeletionStatus, ExportingState, FIELD_MANAGER, SearchFlavor, SecretKeyRef, labels,
         set_condition,
     },
     deletion::{self, Verdict},
@@ -32,6 +32,38 @@ use crate::{
     plan::{self, ClusterView, Effect, JobState, Observed, ObservedJob, conditions},
     version::CamundaVersion,
 };
+
+/// Runs the `ClusterBackup` controller: its Jobs and its cluster wake it up.
+pub(super) async fn run(controller: Controller<ClusterBackup>, ctx: Arc<Context>, namespace: Option<&str>) {
+    let client = ctx.client.clone();
+    let jobs: Api<Job> = super::namespaced_or_all(&client, namespace);
+    let clusters: Api<CamundaCluster> = super::namespaced_or_all(&client, namespace);
+    let managed_jobs =
+        watcher::Config::default().labels(&format!("{}=camunda-backup-operator", labels::MANAGED_BY));
+    let store = ctx.backups.clone();
+    // A cluster change (created, fixed, its lock released) wakes that cluster's backups that wait.
+    let waiting_backups_of = move |cluster: CamundaCluster| {
+        let namespace = cluster.namespace();
+        let name = cluster.name_any();
+        store
+            .state()
+            .into_iter()
+            .filter(|b| b.namespace() == namespace && b.spec.cluster_ref.name == name)
+            .filter(|b| b.status.as_ref().is_none_or(|s| s.backup_id.is_none()))
+            .map(|b| ObjectRef::from_obj(b.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    let results = controller
+        .owns(jobs, managed_jobs)
+        .watches(
+            clusters,
+            watcher::Config::default().any_semantic(),
+            waiting_backups_of,
+        )
+        .shutdown_on_signal()
+        .run(reconcile, super::error_policy, ctx);
+    super::drain("ClusterBackup", results).await;
+}
 
 /// Held on every `ClusterBackup` until its data is deleted from every component.
 pub const FINALIZER: &str = "c8backup.dev/backup-data";
@@ -50,7 +82,7 @@ pub(super) async fn reconcile(backup: Arc<ClusterBackup>, ctx: Arc<Context>) -> 
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))?;
-    ctx.succeeded(&backup);
+    ctx.succeeded(backup.as_ref());
     Ok(action)
 }
 

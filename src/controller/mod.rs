@@ -1,6 +1,8 @@
 //! The controllers: wiring, shared context, errors and the error policy. Each kind's reconciler lives
 //! in its own module and stays thin: fetch → decide (pure) → act → record.
 
+mod backup_schedule;
+mod camunda_cluster;
 mod cluster_backup;
 
 use std::{
@@ -10,7 +12,7 @@ use std::{
 };
 
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::Job;
+
 use kube::{
     Api, Client, Resource, ResourceExt,
     runtime::{
@@ -27,7 +29,7 @@ use tracing::{info, warn};
 
 use crate::{
     camunda::{ApiError, ClientOptions},
-    crd::{CamundaCluster, ClusterBackup, labels},
+    crd::ClusterBackup,
     jobs::JobSettings,
 };
 
@@ -62,8 +64,8 @@ pub struct Context {
     pub jobs: JobSettings,
     pub camunda: ClientOptions,
     pub backups: Store<ClusterBackup>,
-    /// Consecutive failures per object, for the error policy's backoff.
-    failures: Mutex<HashMap<ObjectRef<ClusterBackup>, u32>>,
+    /// Consecutive failures per object (`kind/namespace/name`), for the error policy's backoff.
+    failures: Mutex<HashMap<String, u32>>,
 }
 
 /// Failures of a reconcile, named for the operation that failed.
@@ -176,9 +178,9 @@ const INITIAL_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Retries with exponential backoff per object, so a component that is down is not hammered and a
-/// broken object never becomes a hot loop; a write conflict is retried at once.
-fn error_policy(backup: Arc<ClusterBackup>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = ObjectRef::from_obj(backup.as_ref());
+/// broken object never becomes a hot loop; a write conflict is retried at once. Shared by every
+/// controller.
+fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     if error.is_conflict() {
         return Action::requeue(Duration::from_millis(200));
     }
@@ -186,6 +188,7 @@ fn error_policy(backup: Arc<ClusterBackup>, error: &Error, ctx: Arc<Context>) ->
     if let Some(retry_in) = error.deletion_retry() {
         return Action::requeue(retry_in);
     }
+    let key = failure_key(object.as_ref());
     let attempt = {
         let mut failures = ctx
             .failures
@@ -198,18 +201,29 @@ fn error_policy(backup: Arc<ClusterBackup>, error: &Error, ctx: Arc<Context>) ->
     let delay = INITIAL_BACKOFF
         .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
         .min(MAX_BACKOFF);
-    warn!(backup = %backup.name_any(), namespace = backup.namespace().unwrap_or_default(), reason = error.reason(),
-        attempt, retry_in = ?delay, "reconcile failed: {error}");
+    warn!(kind = %K::kind(&()), name = %object.name_any(), namespace = object.namespace().unwrap_or_default(),
+        reason = error.reason(), attempt, retry_in = ?delay, "reconcile failed: {error}");
     Action::requeue(delay)
 }
 
+fn failure_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
 impl Context {
-    fn succeeded(&self, backup: &ClusterBackup) {
+    /// Forgets an object's failures after a successful reconcile, so its next failure backs off from
+    /// the start.
+    fn succeeded<K: Resource<DynamicType = ()>>(&self, object: &K) {
         let mut failures = self
             .failures
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        failures.remove(&ObjectRef::from_obj(backup));
+        failures.remove(&failure_key(object));
     }
 
     /// Publishes an Event; failing to publish one never fails a reconcile (a terminating namespace
@@ -253,13 +267,10 @@ pub async fn run(args: RunArgs) -> Result<(), kube::Error> {
     let client = Client::try_default().await?;
     let namespace = args.namespace.as_deref();
     let backups: Api<ClusterBackup> = namespaced_or_all(&client, namespace);
-    let clusters: Api<CamundaCluster> = namespaced_or_all(&client, namespace);
-    let jobs: Api<Job> = namespaced_or_all(&client, namespace);
     // Fail early with a clear message when the CRDs are missing, instead of retrying watches forever.
     backups.list(&kube::api::ListParams::default().limit(1)).await?;
 
-    let controller = Controller::new(backups, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    let backup_controller = Controller::new(backups, watcher::Config::default().any_semantic());
     let context = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), Reporter::from("camunda-backup-operator")),
@@ -274,45 +285,39 @@ pub async fn run(args: RunArgs) -> Result<(), kube::Error> {
             request_timeout: args.camunda_request_timeout,
             ..ClientOptions::default()
         },
-        backups: store.clone(),
+        backups: backup_controller.store(),
         failures: Mutex::new(HashMap::new()),
     });
-    let managed_jobs =
-        watcher::Config::default().labels(&format!("{}=camunda-backup-operator", labels::MANAGED_BY));
-    // A cluster change (created, fixed, its lock released) wakes that cluster's backups that wait.
-    let waiting_backups_of = move |cluster: CamundaCluster| {
-        let namespace = cluster.namespace();
-        let name = cluster.name_any();
-        store
-            .state()
-            .into_iter()
-            .filter(|b| b.namespace() == namespace && b.spec.cluster_ref.name == name)
-            .filter(|b| b.status.as_ref().is_none_or(|s| s.backup_id.is_none()))
-            .map(|b| ObjectRef::from_obj(b.as_ref()))
-            .collect::<Vec<_>>()
-    };
     info!(
         namespace = namespace.unwrap_or("<all>"),
-        "starting the ClusterBackup controller"
+        "starting the controllers"
     );
-    controller
-        .owns(jobs, managed_jobs)
-        .watches(
-            clusters,
-            watcher::Config::default().any_semantic(),
-            waiting_backups_of,
-        )
-        .shutdown_on_signal()
-        .run(cluster_backup::reconcile, error_policy, context)
+    tokio::join!(
+        cluster_backup::run(backup_controller, context.clone(), namespace),
+        camunda_cluster::run(context.clone(), namespace),
+        backup_schedule::run(context.clone(), namespace),
+    );
+    Ok(())
+}
+
+/// Drives one controller's stream to its end (shutdown), logging what is not a reconcile failure
+/// (those are logged by the error policy).
+async fn drain<K, S>(kind: &'static str, results: S)
+where
+    K: Resource,
+    S: futures::Stream<
+            Item = Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<Error, watcher::Error>>,
+        >,
+{
+    results
         .for_each(|result| async move {
             match result {
-                Ok((object, _)) => tracing::debug!(backup = %object.name, "reconciled"),
+                Ok((object, _)) => tracing::debug!(kind, name = %object.name, "reconciled"),
                 Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
-                Err(error) => warn!(%error, "controller event"),
+                Err(error) => warn!(kind, %error, "controller event"),
             }
         })
         .await;
-    Ok(())
 }
 
 /// Reads an object, `None` when it does not exist.

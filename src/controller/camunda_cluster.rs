@@ -1,0 +1,7 @@
+//! The `CamundaCluster` reconciler. (Being written.)
+
+use std::sync::Arc;
+
+use super::Context;
+
+pub(super) async fn run(_ctx: Arc<Context>, _namespace: Option<&str>) {}
