@@ -2,6 +2,14 @@
 
 use std::sync::Arc;
 
-use super::Context;
+use kube::runtime::Controller;
 
-pub(super) async fn run(_ctx: Arc<Context>, _namespace: Option<&str>) {}
+use super::Context;
+use crate::crd::CamundaCluster;
+
+pub(super) async fn run(
+    _controller: Controller<CamundaCluster>,
+    _ctx: Arc<Context>,
+    _namespace: Option<&str>,
+) {
+}

@@ -29,8 +29,11 @@ use tracing::{info, warn};
 
 use crate::{
     camunda::{ApiError, ClientOptions},
-    crd::ClusterBackup,
+    crd::{CamundaCluster, ClusterBackup},
+    http::{self, Health},
     jobs::JobSettings,
+    leadership::{self, LeaderArgs},
+    metrics::{ErrorLabels, Metrics, StateView},
 };
 
 /// How the operator runs (the `run` subcommand, which is also the default).
@@ -55,6 +58,30 @@ pub struct RunArgs {
     /// Timeout of one request to a Camunda component from the operator (pause, resume, delete).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub camunda_request_timeout: Duration,
+    /// Address of `/livez`, `/readyz` and `/metrics`.
+    #[arg(long, env = "C8B_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
+    #[command(flatten)]
+    pub leader: LeaderArgs,
+}
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("connecting to Kubernetes: {0}")]
+    Connect(#[source] kube::Error),
+    #[error("the CRDs are not installed or not readable (kubectl apply -f crds/): {0}")]
+    MissingCrds(#[source] kube::Error),
+    #[error("serving HTTP on {addr}: {source}")]
+    Http {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("leader election: {0}")]
+    LeaderElection(#[source] kube_lease_manager::LeaseManagerError),
+    #[error("lost the lease; exiting so that the new leader acts alone")]
+    LostLease,
 }
 
 /// What every reconcile shares.
@@ -64,6 +91,8 @@ pub struct Context {
     pub jobs: JobSettings,
     pub camunda: ClientOptions,
     pub backups: Store<ClusterBackup>,
+    pub clusters: Store<CamundaCluster>,
+    pub metrics: Arc<Metrics>,
     /// Consecutive failures per object (`kind/namespace/name`), for the error policy's backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -188,6 +217,13 @@ fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, error: &Error, ct
     if let Some(retry_in) = error.deletion_retry() {
         return Action::requeue(retry_in);
     }
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            kind: K::kind(&()).to_string(),
+            reason: error.reason().to_string(),
+        })
+        .inc();
     let key = failure_key(object.as_ref());
     let attempt = {
         let mut failures = ctx
@@ -262,15 +298,22 @@ where
     }
 }
 
-/// Runs the controllers until SIGTERM or SIGINT.
-pub async fn run(args: RunArgs) -> Result<(), kube::Error> {
-    let client = Client::try_default().await?;
+/// Runs the controllers until SIGTERM or SIGINT (with leader election: once this replica holds the
+/// lease, and until it loses it).
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Connect)?;
     let namespace = args.namespace.as_deref();
     let backups: Api<ClusterBackup> = namespaced_or_all(&client, namespace);
     // Fail early with a clear message when the CRDs are missing, instead of retrying watches forever.
-    backups.list(&kube::api::ListParams::default().limit(1)).await?;
+    backups
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        .map_err(RunError::MissingCrds)?;
 
     let backup_controller = Controller::new(backups, watcher::Config::default().any_semantic());
+    let clusters: Api<CamundaCluster> = namespaced_or_all(&client, namespace);
+    let cluster_controller = Controller::new(clusters, watcher::Config::default().any_semantic());
+    let metrics = Arc::new(Metrics::default());
     let context = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), Reporter::from("camunda-backup-operator")),
@@ -286,17 +329,60 @@ pub async fn run(args: RunArgs) -> Result<(), kube::Error> {
             ..ClientOptions::default()
         },
         backups: backup_controller.store(),
+        clusters: cluster_controller.store(),
+        metrics: metrics.clone(),
         failures: Mutex::new(HashMap::new()),
+    });
+
+    let health = Arc::new(Health::default());
+    let state = StateView {
+        backups: context.backups.clone(),
+        clusters: context.clusters.clone(),
+    };
+    let addr = args.http_addr;
+    let server = http::serve(addr, health.clone(), metrics, state)
+        .await
+        .map_err(|source| RunError::Http { addr, source })?;
+    tokio::spawn(async move {
+        if let Err(error) = server.await {
+            warn!(%error, "the HTTP server stopped");
+        }
+    });
+
+    let mut leadership = None;
+    if args.leader.leader_elect {
+        health.set_ready(true);
+        leadership = Some(
+            leadership::acquire(client.clone(), &args.leader)
+                .await
+                .map_err(RunError::LeaderElection)?,
+        );
+        health.set_ready(false);
+    }
+    let (backup_store, cluster_store) = (context.backups.clone(), context.clusters.clone());
+    tokio::spawn(async move {
+        if backup_store.wait_until_ready().await.is_ok() && cluster_store.wait_until_ready().await.is_ok() {
+            health.set_ready(true);
+        }
     });
     info!(
         namespace = namespace.unwrap_or("<all>"),
         "starting the controllers"
     );
-    tokio::join!(
-        cluster_backup::run(backup_controller, context.clone(), namespace),
-        camunda_cluster::run(context.clone(), namespace),
-        backup_schedule::run(context.clone(), namespace),
-    );
+    let controllers = async {
+        tokio::join!(
+            cluster_backup::run(backup_controller, context.clone(), namespace),
+            camunda_cluster::run(cluster_controller, context.clone(), namespace),
+            backup_schedule::run(context.clone(), namespace),
+        );
+    };
+    match leadership.as_mut() {
+        None => controllers.await,
+        Some(leadership) => tokio::select! {
+            () = controllers => {}
+            () = leadership.lost() => return Err(RunError::LostLease),
+        },
+    }
     Ok(())
 }
 

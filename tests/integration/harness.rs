@@ -65,6 +65,9 @@ impl Operator {
             namespace.into(),
             "--step-image".into(),
             "c8b-test".into(),
+            // Many operators run side by side in tests: each gets a free port.
+            "--http-addr".into(),
+            "127.0.0.1:0".into(),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
         let child = Self::spawn(&args, &log);
