@@ -118,6 +118,26 @@ pub fn next_allowed(limits: &Limits, rate: &RateState) -> Option<DateTime<Utc>> 
     })
 }
 
+/// What a user needs to plan, for the cluster's status: the next time a backup is allowed (`None`:
+/// one is allowed now).
+pub fn next_allowed_for_display(
+    limits: &Limits,
+    rate: &RateState,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if rate.refunds > 0 {
+        return None;
+    }
+    next_allowed(limits, rate).filter(|next| *next > now)
+}
+
+/// Whether deleting this backup gives the user one backup at once: only a user's deletion of a backup
+/// that ran to completion or failure does (not of a `Rejected` one, which never ran, and not the
+/// operator's own deletions by retention, schedule history or cluster deletion).
+pub fn deletion_refunds(ran_to_end: bool, deleted_by_operator: bool, cluster_being_deleted: bool) -> bool {
+    ran_to_end && !deleted_by_operator && !cluster_being_deleted
+}
+
 /// The backups retention deletes now, oldest first: completed ones beyond `maxRetained` and failed ones
 /// beyond `failedRetained`. Never the newest completed backup, never one that is not terminal, never
 /// one already being deleted; failed backups never push a completed one out.
@@ -417,6 +437,40 @@ mod tests {
         assert!(retention(&backups, &zero).is_empty());
         // Defaults of the spec are the SaaS limits.
         assert_eq!(BackupLimits::default().resolve().map(|l| l.max_retained), Ok(3));
+    }
+
+    #[test]
+    fn refunds_and_the_displayed_next_allowed_time() {
+        let rate = RateState {
+            last_backup_start: Some(t(0)),
+            ..RateState::default()
+        };
+        assert_eq!(next_allowed_for_display(&limits(), &rate, t(10)), Some(t(300)));
+        assert_eq!(
+            next_allowed_for_display(&limits(), &rate, t(300)),
+            None,
+            "allowed now"
+        );
+        let refunded = RateState { refunds: 1, ..rate };
+        assert_eq!(
+            next_allowed_for_display(&limits(), &refunded, t(10)),
+            None,
+            "a refund allows one now"
+        );
+        // A user deleting a completed or failed backup refunds; nothing else does.
+        assert!(deletion_refunds(true, false, false));
+        assert!(
+            !deletion_refunds(false, false, false),
+            "a rejected backup never ran"
+        );
+        assert!(
+            !deletion_refunds(true, true, false),
+            "retention and schedule history do not refund"
+        );
+        assert!(
+            !deletion_refunds(true, false, true),
+            "deleting the cluster does not refund"
+        );
     }
 
     #[test]

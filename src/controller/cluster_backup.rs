@@ -23,12 +23,13 @@ use crate::{
     },
     crd::{
         BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Condition,
-        ConditionStatus, DeletionStatus, ExportingState, FIELD_MANAGER, SearchFlavor, SecretKeyRef, labels,
-        set_condition,
+        ConditionStatus, DeletionStatus, ExportingState, FIELD_MANAGER, Refund, SearchFlavor, SecretKeyRef,
+        StepPhase, annotations, labels, set_condition,
     },
     deletion::{self, Verdict},
     jobs::{self, build_job, observe_job},
-    limits::{BackupView, RateState, Turn, turn},
+    limits::{BackupView, RateState, Turn, deletion_refunds, turn},
+    metrics::{ClusterLabels, StepLabels},
     plan::{self, ClusterView, Effect, JobState, Observed, ObservedJob, conditions},
     version::CamundaVersion,
 };
@@ -180,6 +181,7 @@ async fn apply(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error> {
     if let Some(error) = resume_failure {
         return Err(error);
     }
+    count_transitions(backup, &original, &plan.status, ctx);
     let became_terminal = !finished && plan.status.phase.is_some_and(|p| p.is_terminal());
     if became_terminal && started {
         release_cluster_lock(backup, ctx).await;
@@ -206,7 +208,46 @@ fn sibling_views(backup: &ClusterBackup, ctx: &Context) -> Vec<BackupView> {
     views
 }
 
-fn view(backup: &ClusterBackup) -> BackupView {
+/// Counters and step durations for what changed in this reconcile.
+fn count_transitions(
+    backup: &ClusterBackup,
+    before: &ClusterBackupStatus,
+    after: &ClusterBackupStatus,
+    ctx: &Context,
+) {
+    let entered = |phase| before.phase != Some(phase) && after.phase == Some(phase);
+    if entered(BackupPhase::Rejected) {
+        ctx.metrics
+            .rate_limited
+            .get_or_create(&cluster_labels(backup))
+            .inc();
+    }
+    if entered(BackupPhase::Failed) {
+        ctx.metrics
+            .failed_backups
+            .get_or_create(&cluster_labels(backup))
+            .inc();
+    }
+    for step in &after.steps {
+        let was_done = before
+            .steps
+            .iter()
+            .any(|s| s.name == step.name && s.phase == StepPhase::Succeeded);
+        if let (false, StepPhase::Succeeded, Some(start), Some(finish)) =
+            (was_done, step.phase, step.start_time, step.finish_time)
+        {
+            let seconds = (finish - start).num_milliseconds().max(0) as f64 / 1000.0;
+            ctx.metrics
+                .step_duration
+                .get_or_create(&StepLabels {
+                    step: step.name.clone(),
+                })
+                .observe(seconds);
+        }
+    }
+}
+
+pub(super) fn view(backup: &ClusterBackup) -> BackupView {
     let status = backup.status.clone().unwrap_or_default();
     BackupView {
         name: backup.name_any(),
@@ -225,7 +266,7 @@ fn to_chrono(time: &k8s_openapi::jiff::Timestamp) -> chrono::DateTime<Utc> {
     chrono::DateTime::from_timestamp(time.as_second(), 0).unwrap_or_default()
 }
 
-fn rate_state(cluster: &CamundaCluster) -> RateState {
+pub(super) fn rate_state(cluster: &CamundaCluster) -> RateState {
     let status = cluster.status.clone().unwrap_or_default();
     RateState {
         last_backup_start: status.last_backup_start,
@@ -550,6 +591,7 @@ async fn cleanup(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error>
                 )
                 .await;
             }
+            record_refund(backup, ctx).await?;
             Ok(Action::await_change())
         }
         Verdict::Retry { after } => {
@@ -579,9 +621,68 @@ async fn cleanup(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error>
             // Best effort: the object is about to go; the Event is what stays.
             let _ = record_status(backup, &status, ctx).await;
             ctx.publish(backup, true, "DeletionAbandoned", message).await;
+            ctx.metrics
+                .deletion_failures
+                .get_or_create(&cluster_labels(backup))
+                .inc();
+            record_refund(backup, ctx).await?;
             Ok(Action::await_change())
         }
     }
+}
+
+fn cluster_labels(backup: &ClusterBackup) -> ClusterLabels {
+    let cluster = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.target.as_ref())
+        .map(|t| t.cluster.clone());
+    ClusterLabels {
+        namespace: backup.namespace().unwrap_or_default(),
+        cluster: cluster.unwrap_or_else(|| backup.spec.cluster_ref.name.clone()),
+    }
+}
+
+/// A user who deletes a completed or failed backup may take one backup at once: record it in the
+/// cluster's status before the object goes (keyed by UID, so a retried cleanup never counts twice).
+async fn record_refund(backup: &ClusterBackup, ctx: &Context) -> Result<(), Error> {
+    let status = backup.status.clone().unwrap_or_default();
+    let ran_to_end = status.backup_id.is_some() && status.completion_time.is_some();
+    let by_operator = backup.annotations().contains_key(annotations::DELETED_BY);
+    let labels = cluster_labels(backup);
+    let clusters: Api<CamundaCluster> = Api::namespaced(ctx.client.clone(), &labels.namespace);
+    let Some(cluster) = get_opt(&clusters, &labels.cluster).await? else {
+        return Ok(());
+    };
+    let cluster_deleting = cluster.metadata.deletion_timestamp.is_some();
+    let uid = backup.uid().unwrap_or_default();
+    let mut refunds = cluster.status.clone().unwrap_or_default().refunds;
+    if !deletion_refunds(ran_to_end, by_operator, cluster_deleting) || refunds.iter().any(|r| r.uid == uid) {
+        return Ok(());
+    }
+    refunds.push(Refund {
+        backup: backup.name_any(),
+        uid,
+        deleted_at: Utc::now(),
+    });
+    let patch = json!({
+        "metadata": { "resourceVersion": cluster.resource_version() },
+        "status": { "refunds": refunds }
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    clusters
+        .patch_status(&labels.cluster, &params, &Patch::Merge(patch))
+        .await
+        .map(drop)
+        .map_err(|source| Error::UpdateCluster {
+            cluster: labels.cluster.clone(),
+            source,
+        })?;
+    info!(cluster = %labels.cluster, "a user deleted a finished backup: one backup may start at once");
+    Ok(())
 }
 
 /// Deletes one component's backup; "not found" counts as deleted.

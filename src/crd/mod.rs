@@ -34,6 +34,13 @@ pub mod labels {
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 }
 
+/// Annotation keys the operator sets.
+pub mod annotations {
+    /// Set by the operator on a backup it deletes itself (`retention`, `schedule-history`,
+    /// `cluster-deletion`), so that the deletion does not count as a user's for the rate limit.
+    pub const DELETED_BY: &str = "c8backup.dev/deleted-by";
+}
+
 /// A reference to a `CamundaCluster` in the same namespace as the referring object. There is
 /// deliberately no namespace field: a tenant can only reach its own namespace's clusters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
