@@ -58,7 +58,10 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(namespace: &str, extra: &[&str]) -> Self {
-        let log = std::env::temp_dir().join(format!("c8b-operator-{namespace}.log"));
+        // Several operators may run in one namespace (leader election): each has its own log.
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = std::env::temp_dir().join(format!("c8b-operator-{namespace}-{n}.log"));
         let mut args = vec![
             "run".to_string(),
             "--namespace".into(),
@@ -68,6 +71,9 @@ impl Operator {
             // Many operators run side by side in tests: each gets a free port.
             "--http-addr".into(),
             "127.0.0.1:0".into(),
+            // The Lease lives in the test's namespace (with --leader-elect), as in the operator's own.
+            "--lease-namespace".into(),
+            namespace.into(),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
         let child = Self::spawn(&args, &log);
@@ -102,6 +108,75 @@ impl Operator {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Starts the process again with the same arguments after [`Operator::kill`] (the operator was
+    /// down in between, e.g. across schedule slots).
+    pub fn start_again(&mut self) {
+        self.child = Self::spawn(&self.args, &self.log);
+    }
+
+    /// Starts the operator with exactly `args` and `env` (nothing added), under the identity of
+    /// `kubeconfig` instead of the test's, e.g. a ServiceAccount's token (chart tests).
+    /// `restart` does not keep `env` and `kubeconfig`: do not use it on such an operator.
+    pub fn start_with_kubeconfig(
+        args: Vec<String>,
+        env: &[(String, String)],
+        kubeconfig: &std::path::Path,
+        log: PathBuf,
+    ) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("operator log");
+        let child = tokio::process::Command::new(binary())
+            .args(&args)
+            .env_remove("C8B_LOG_LEVEL")
+            .env_remove("C8B_LOG_FORMAT")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("KUBECONFIG", kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the operator");
+        Self { child, args, log }
+    }
+
+    /// Whether the process has exited (e.g. refused its arguments), with its status.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl World {
+    /// Like [`World::start`], but the caller starts the operator once the namespace, the simulator and
+    /// the node agent exist: `operator` gets the admin client and the namespace's name.
+    pub async fn start_with<F, Fut>(prefix: &str, operator: F) -> Self
+    where
+        F: FnOnce(Client, String) -> Fut,
+        Fut: Future<Output = Operator>,
+    {
+        let client = client().await;
+        install_crds(&client).await;
+        let ns = TestNamespace::new(&client, prefix).await;
+        let sim = Simulator::start(SimulatorConfig {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            clusters: Vec::new(),
+            state_file: None,
+        })
+        .await
+        .expect("start the simulator");
+        let agent = node_agent::spawn(client.clone(), &ns.name, binary());
+        let operator = operator(client.clone(), ns.name.clone()).await;
+        Self {
+            client,
+            ns,
+            sim,
+            operator,
+            agent,
+        }
     }
 }
 
