@@ -5,6 +5,7 @@
 #   scripts/control-plane.sh install   apt packages and the cached build (first run ~6 min, then seconds)
 #   scripts/control-plane.sh start DIR start everything with its state in DIR; prints the kubeconfig path
 #   scripts/control-plane.sh stop DIR  stop the processes started for DIR, by their PIDs
+#   scripts/control-plane.sh run -- CMD  run CMD with KUBECONFIG set to a fresh control plane, then stop it
 #
 # The build is cached outside the checkout in $C8B_CACHE_DIR (default ~/.cache/camunda-backup-operator).
 set -euo pipefail
@@ -226,9 +227,21 @@ stop() {
   done
 }
 
+# Runs a command with KUBECONFIG pointing at a fresh control plane, then stops it, whatever the command did.
+run_with() {
+  local dir
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/c8b-cp.XXXXXX")
+  trap 'stop "$dir"; rm -rf "$dir"' EXIT
+  log "starting a control plane in $dir"
+  KUBECONFIG=$(start "$dir")
+  export KUBECONFIG
+  "$@"
+}
+
 case "${1:-}" in
   install) install_packages; build_kubernetes ;;
   start) start "${2:-}" ;;
   stop) stop "${2:-}" ;;
-  *) echo "usage: $0 install | start DIR | stop DIR" >&2; exit 2 ;;
+  run) shift; [ "${1:-}" = "--" ] && shift; run_with "$@" ;;
+  *) echo "usage: $0 install | start DIR | stop DIR | run -- COMMAND..." >&2; exit 2 ;;
 esac

@@ -161,10 +161,11 @@ impl World {
         let client = client().await;
         install_crds(&client).await;
         let ns = TestNamespace::new(&client, prefix).await;
+        // The simulator keeps its state in a file, so a test can restart it without losing state.
         let sim = Simulator::start(SimulatorConfig {
             listen: "127.0.0.1:0".parse().expect("address"),
             clusters: Vec::new(),
-            state_file: None,
+            state_file: Some(Self::state_file(&ns.name)),
         })
         .await
         .expect("start the simulator");
@@ -193,10 +194,11 @@ impl World {
         let client = client().await;
         install_crds(&client).await;
         let ns = TestNamespace::new(&client, prefix).await;
+        // The simulator keeps its state in a file, so a test can restart it without losing state.
         let sim = Simulator::start(SimulatorConfig {
             listen: "127.0.0.1:0".parse().expect("address"),
             clusters: Vec::new(),
-            state_file: None,
+            state_file: Some(Self::state_file(&ns.name)),
         })
         .await
         .expect("start the simulator");
@@ -209,6 +211,29 @@ impl World {
             operator,
             agent,
         }
+    }
+
+    fn state_file(namespace: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("c8b-simulator-{namespace}.json"))
+    }
+
+    /// Stops the simulator and starts it again on the same address from its state file, as a
+    /// component restart would look to the operator.
+    pub async fn restart_simulator(&mut self) {
+        let start = |listen: std::net::SocketAddr, state_file: Option<PathBuf>| async move {
+            Simulator::start(SimulatorConfig {
+                listen,
+                clusters: Vec::new(),
+                state_file,
+            })
+            .await
+            .expect("start the simulator")
+        };
+        let addr = self.sim.addr();
+        let placeholder = start("127.0.0.1:0".parse().expect("address"), None).await;
+        std::mem::replace(&mut self.sim, placeholder).shutdown().await;
+        let restarted = start(addr, Some(Self::state_file(&self.ns.name))).await;
+        std::mem::replace(&mut self.sim, restarted).shutdown().await;
     }
 
     pub fn backups(&self) -> Api<ClusterBackup> {
