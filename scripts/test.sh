@@ -13,15 +13,19 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*" >&2; }
 started=$(date +%s)
 
-step "installing the toolchain components and the local control plane (cached after the first run)"
+step "installing the toolchain components, helm and the local control plane (cached after the first run)"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 bash scripts/control-plane.sh install
+bash scripts/tools.sh >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
+
+step "helm lint and helm template"
+bash scripts/chart-check.sh
 
 step "building the tests"
 cargo test --no-run --quiet
@@ -41,5 +45,10 @@ step "cargo test (unit, contract and integration tests; --include-ignored runs t
 filter=()
 if [ "${1:-}" = "--" ]; then shift; filter=("$@"); fi
 cargo test -- --include-ignored "${filter[@]}"
+
+if [ ${#filter[@]} -eq 0 ]; then
+  step "the demo, non-interactively (scripts/demo.sh --ci)"
+  bash scripts/demo.sh --ci
+fi
 
 step "all checks passed in $(( $(date +%s) - started ))s"

@@ -13,6 +13,7 @@ pub mod leadership;
 pub mod limits;
 pub mod metrics;
 pub mod plan;
+pub mod schedule;
 pub mod simulator;
 pub mod step;
 pub mod telemetry;

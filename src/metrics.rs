@@ -217,8 +217,18 @@ fn state_gauges(
             namespace: cluster.namespace().unwrap_or_default(),
             cluster: cluster.name_any(),
         };
-        // A cluster without completed backups still shows 0, so an alert can fire on it.
+        // Every series exists for every cluster, 0 while nothing happened, so that alerts such as "no
+        // successful backup within a day" also fire for a cluster that never had one.
         retained.get_or_create(&labels).inc_by(0.0);
+        last_success.get_or_create(&labels).inc_by(0.0);
+        for phase in BackupPhase::ALL {
+            let phase = PhaseLabels {
+                namespace: labels.namespace.clone(),
+                cluster: labels.cluster.clone(),
+                phase: format!("{phase:?}"),
+            };
+            by_phase.get_or_create(&phase).inc_by(0.0);
+        }
         let allowed = cluster
             .status
             .as_ref()

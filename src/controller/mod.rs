@@ -145,6 +145,18 @@ pub enum Error {
     ResumeExporting(#[source] ApiError),
     #[error("the backup's data is not deleted yet: {pending}")]
     DeletionIncomplete { pending: String, retry_in: Duration },
+    #[error("creating ClusterBackup {name} for a schedule slot: {source}")]
+    CreateBackup {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deleting ClusterBackup {name} beyond the schedule's history limit: {source}")]
+    TrimBackup {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("the object has no {0}")]
     MissingObjectKey(&'static str),
     #[error(transparent)]
@@ -165,6 +177,8 @@ impl Error {
             Error::PauseExporting(_) => "PauseExportingFailed",
             Error::ResumeExporting(_) => "ResumeExportingFailed",
             Error::DeletionIncomplete { .. } => "DeletionIncomplete",
+            Error::CreateBackup { .. } => "CreateBackupFailed",
+            Error::TrimBackup { .. } => "TrimBackupFailed",
             Error::MissingObjectKey(_) => "MissingObjectKey",
             Error::Finalizer(inner) => match inner.as_ref() {
                 finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.reason(),
@@ -361,8 +375,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     let (backup_store, cluster_store) = (context.backups.clone(), context.clusters.clone());
     tokio::spawn(async move {
-        if backup_store.wait_until_ready().await.is_ok() && cluster_store.wait_until_ready().await.is_ok() {
-            health.set_ready(true);
+        // A store's readiness wakes only its most recent waiter (the controller's own runner polls it
+        // too), so poll again every few hundred milliseconds; once ready, the answer is memoised.
+        let poll = Duration::from_millis(250);
+        loop {
+            let backups = tokio::time::timeout(poll, backup_store.wait_until_ready()).await;
+            let clusters = tokio::time::timeout(poll, cluster_store.wait_until_ready()).await;
+            match (backups, clusters) {
+                (Ok(Ok(())), Ok(Ok(()))) => break health.set_ready(true),
+                (Ok(Err(_)), _) | (_, Ok(Err(_))) => break,
+                _ => {}
+            }
         }
     });
     info!(

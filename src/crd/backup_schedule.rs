@@ -31,7 +31,8 @@ use crate::duration::SpecDuration;
     ),
     printcolumn(name = "Suspend", type_ = "boolean", json_path = ".spec.suspend"),
     printcolumn(name = "Last Run", type_ = "date", json_path = ".status.lastScheduleTime"),
-    printcolumn(name = "Next Run", type_ = "date", json_path = ".status.nextScheduleTime"),
+    // A string, not a date: kubectl shows future dates as "<invalid>".
+    printcolumn(name = "Next Run", type_ = "string", json_path = ".status.nextScheduleTime"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

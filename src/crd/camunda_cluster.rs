@@ -39,9 +39,10 @@ use crate::{
         type_ = "integer",
         json_path = ".status.lastBackupId"
     ),
+    // A string, not a date: kubectl shows future dates as "<invalid>".
     printcolumn(
         name = "Next Allowed",
-        type_ = "date",
+        type_ = "string",
         json_path = ".status.nextBackupAllowedAt",
         description = "When the rate limit allows the next backup"
     ),

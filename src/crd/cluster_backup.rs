@@ -52,6 +52,15 @@ pub enum BackupPhase {
 }
 
 impl BackupPhase {
+    pub const ALL: [BackupPhase; 6] = [
+        BackupPhase::Pending,
+        BackupPhase::Running,
+        BackupPhase::Completed,
+        BackupPhase::Failed,
+        BackupPhase::Rejected,
+        BackupPhase::Deleting,
+    ];
+
     /// Phases that never change again (except to `Deleting`).
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Rejected)

@@ -4,7 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backups;
+mod chart;
 mod crds;
+mod faults;
 mod harness;
+mod leader;
+mod limits;
 mod node_agent;
+mod schedules;
 mod support;

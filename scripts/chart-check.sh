@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Static checks of the Helm chart (no cluster needed): `helm lint --strict` and `helm template` for the
+# default values (cluster-wide), the namespaced mode and everything optional turned on, plus checks of
+# what the rendered manifests must and must not contain. Exits non-zero on the first failure.
+#
+#   scripts/chart-check.sh        (helm from scripts/tools.sh, or $C8B_HELM)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CHART=charts/camunda-backup-operator
+HELM=${C8B_HELM:-$(bash scripts/tools.sh)}
+out=$(mktemp -d "${TMPDIR:-/tmp}/c8b-chart-check.XXXXXX")
+trap 'rm -rf "$out"' EXIT
+started=$(date +%s)
+
+fail() { printf '[chart-check] FAIL: %s\n' "$*" >&2; exit 1; }
+log() { printf '[chart-check] %s\n' "$*" >&2; }
+
+modes=(default namespaced optional)
+args_default=()
+args_namespaced=(--set watchNamespace=team-a)
+args_optional=(--set watchNamespace=team-a --set replicas=2 --set metrics.serviceMonitor.enabled=true
+  --set metrics.prometheusRule.enabled=true --set stepJob.image.repository=example.org/step
+  --set stepJob.image.tag=1.2.3)
+
+for mode in "${modes[@]}"; do
+  declare -n extra="args_$mode"
+  log "helm lint --strict ($mode)"
+  "$HELM" lint --strict "$CHART" "${extra[@]}" >"$out/lint-$mode.log" 2>&1 \
+    || { cat "$out/lint-$mode.log" >&2; fail "helm lint ($mode)"; }
+  log "helm template ($mode)"
+  "$HELM" template c8b "$CHART" --namespace c8b-system "${extra[@]}" >"$out/$mode.yaml" 2>"$out/template-$mode.log" \
+    || { cat "$out/template-$mode.log" >&2; fail "helm template ($mode)"; }
+  unset -n extra
+done
+
+# Settings that must be refused.
+if "$HELM" template c8b "$CHART" --set replicas=2 --set leaderElection.enabled=false >/dev/null 2>&1; then
+  fail "replicas=2 without leader election must be refused"
+fi
+if "$HELM" template c8b "$CHART" --set 'watchNamespace=Not_A_Namespace' >/dev/null 2>&1; then
+  fail "an invalid watchNamespace must be refused"
+fi
+
+# What the rendered manifests must contain.
+python3 - "$out" <<'PY' || fail "rendered manifests (see above)"
+import sys, yaml, pathlib
+out = pathlib.Path(sys.argv[1])
+errors = []
+def check(cond, msg):
+    if not cond:
+        errors.append(msg)
+
+def docs(mode):
+    return [d for d in yaml.safe_load_all((out / f"{mode}.yaml").read_text()) if d]
+
+def kinds(ds):
+    return sorted(f"{d['kind']}/{d['metadata'].get('namespace', '-')}/{d['metadata']['name']}" for d in ds)
+
+for mode in ("default", "namespaced", "optional"):
+    ds = docs(mode)
+    by_kind = {}
+    for d in ds:
+        by_kind.setdefault(d["kind"], []).append(d)
+    check(not any(d["kind"] == "CustomResourceDefinition" for d in ds), f"{mode}: CRDs belong in crds/, not templates")
+    deps = by_kind.get("Deployment", [])
+    check(len(deps) == 1, f"{mode}: one Deployment, got {kinds(ds)}")
+    if not deps:
+        continue
+    dep = deps[0]
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    args = c.get("args", [])
+    psc, sc = pod.get("securityContext", {}), c.get("securityContext", {})
+    # Restricted Pod Security Standard.
+    check(psc.get("runAsNonRoot") is True, f"{mode}: pod runAsNonRoot")
+    check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{mode}: seccompProfile RuntimeDefault")
+    check(sc.get("allowPrivilegeEscalation") is False, f"{mode}: allowPrivilegeEscalation false")
+    check(sc.get("readOnlyRootFilesystem") is True, f"{mode}: readOnlyRootFilesystem")
+    check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{mode}: capabilities drop ALL")
+    # Probes on the HTTP port.
+    check(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/livez", f"{mode}: liveness /livez")
+    check(c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz", f"{mode}: readiness /readyz")
+    check(any(p.get("name") == "http" for p in c.get("ports", [])), f"{mode}: http port")
+    env = {e["name"]: e for e in c.get("env", [])}
+    check(env.get("POD_NAMESPACE", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace",
+          f"{mode}: POD_NAMESPACE from the downward API")
+    check(args[:1] == ["run"], f"{mode}: args start with run: {args}")
+    check("--leader-elect" in args, f"{mode}: leader election on by default")
+    check(any(a.startswith("--lease-name=") for a in args), f"{mode}: --lease-name")
+    cluster_roles = by_kind.get("ClusterRole", []) + by_kind.get("ClusterRoleBinding", [])
+    roles = by_kind.get("Role", [])
+    if mode == "default":
+        check(len(by_kind.get("ClusterRole", [])) == 1 and len(by_kind.get("ClusterRoleBinding", [])) == 1,
+              f"default: a ClusterRole and its binding: {kinds(ds)}")
+        check(not any(a.startswith("--namespace") for a in args), f"default: no --namespace: {args}")
+        check(dep["spec"]["replicas"] == 1, "default: one replica")
+    else:
+        check(not cluster_roles, f"{mode}: nothing cluster-wide in namespaced mode: {kinds(ds)}")
+        check("--namespace=team-a" in args, f"{mode}: --namespace=team-a in {args}")
+        check(any(r["metadata"]["namespace"] == "team-a" for r in roles), f"{mode}: a Role in team-a")
+        for b in by_kind.get("RoleBinding", []):
+            check(b["subjects"][0]["namespace"] == "c8b-system", f"{mode}: binding subject in the release namespace")
+    # The Lease Role is namespaced to the release and limited to the one Lease for get/update.
+    lease = [r for r in roles if r["metadata"]["name"].endswith("-leader-election")]
+    check(len(lease) == 1 and lease[0]["metadata"]["namespace"] == "c8b-system", f"{mode}: lease Role in c8b-system")
+    # No rule grants wildcards, or writes on secrets, pods or CamundaCluster/BackupSchedule specs.
+    for role in by_kind.get("ClusterRole", []) + roles:
+        for rule in role["rules"]:
+            verbs, res = set(rule["verbs"]), set(rule["resources"])
+            check("*" not in verbs and "*" not in res and "*" not in rule["apiGroups"], f"{mode}: wildcard in {rule}")
+            if res & {"secrets", "pods"}:
+                check(verbs <= {"get", "list"}, f"{mode}: writes on {res}")
+            if res & {"secrets"}:
+                check(verbs == {"get"}, f"{mode}: secrets must be get only")
+            # The finalizer on a cluster needs patch; a cluster's deletion deletes its schedules.
+            if res & {"camundaclusters"}:
+                check(verbs <= {"get", "list", "watch", "patch"}, f"{mode}: writes on CamundaCluster: {rule}")
+            if res & {"backupschedules"}:
+                check(verbs <= {"get", "list", "watch", "delete"}, f"{mode}: writes on BackupSchedule: {rule}")
+    if mode == "optional":
+        check(dep["spec"]["replicas"] == 2, "optional: replicas 2")
+        check("--step-image=example.org/step:1.2.3" in args, f"optional: step image override: {args}")
+        check(len(by_kind.get("ServiceMonitor", [])) == 1, "optional: ServiceMonitor")
+        rules = [r for g in by_kind.get("PrometheusRule", [{}])[0].get("spec", {}).get("groups", []) for r in g["rules"]]
+        text = " ".join(r["expr"] for r in rules)
+        for metric in ("c8backup_last_successful_backup_timestamp_seconds", "c8backup_backups", "c8backup_exporting_paused"):
+            check(metric in text, f"optional: PrometheusRule uses {metric}")
+    else:
+        check("ServiceMonitor" not in by_kind and "PrometheusRule" not in by_kind, f"{mode}: monitoring off by default")
+        check(dep["spec"]["strategy"]["type"] == "RollingUpdate", f"{mode}: RollingUpdate with leader election")
+
+for e in errors:
+    print(f"[chart-check] {e}", file=sys.stderr)
+sys.exit(1 if errors else 0)
+PY
+
+# Without leader election the rollout must not overlap two operators.
+"$HELM" template c8b "$CHART" --set leaderElection.enabled=false >"$out/no-le.yaml"
+grep -q 'type: Recreate' "$out/no-le.yaml" || fail "strategy Recreate without leader election"
+grep -q -- '--leader-elect' "$out/no-le.yaml" && fail "--leader-elect without leader election"
+grep -q 'kind: Role$' "$out/no-le.yaml" && fail "a lease Role without leader election"
+
+log "chart OK in $(( $(date +%s) - started ))s"
