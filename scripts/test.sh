@@ -44,7 +44,9 @@ fi
 step "cargo test (unit, contract and integration tests; --include-ignored runs the ones that need a server)"
 filter=()
 if [ "${1:-}" = "--" ]; then shift; filter=("$@"); fi
-cargo test -- --include-ignored "${filter[@]}"
+# Integration tests mostly wait (on Jobs, on per-minute schedule slots): run more of them at once than
+# there are cores.
+cargo test -- --include-ignored --test-threads "${C8B_TEST_THREADS:-6}" "${filter[@]}"
 
 if [ ${#filter[@]} -eq 0 ]; then
   step "the demo, non-interactively (scripts/demo.sh --ci)"

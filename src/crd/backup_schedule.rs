@@ -116,6 +116,7 @@ pub struct BackupScheduleStatus {
 pub struct SkippedSlot {
     /// The slot time.
     pub time: DateTime<Utc>,
-    /// `MissedDeadline`, `Suspended`, `RateLimited` or `PreviousRunActive`.
+    /// `MissedDeadline`, `Suspended`, `RateLimited`, `PreviousRunActive`, `ClusterNotFound` or
+    /// `NameConflict` (another object already has the slot's name).
     pub reason: String,
 }

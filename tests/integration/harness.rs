@@ -144,6 +144,12 @@ impl Operator {
         Self { child, args, log }
     }
 
+    /// The process ID, for measuring the operator (benchmarks).
+    #[allow(dead_code, reason = "used by benches/operator.rs, which shares this harness")]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Whether the process has exited (e.g. refused its arguments), with its status.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
