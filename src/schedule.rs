@@ -372,13 +372,8 @@ pub struct Fire {
     pub slot: DateTime<Utc>,
 }
 
-/// An Event to publish.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Note {
-    pub warning: bool,
-    pub reason: &'static str,
-    pub message: String,
-}
+/// An Event to publish (the same shape the backup planner uses).
+pub use crate::plan::Note;
 
 /// What the reconciler does now.
 #[derive(Clone, Debug, PartialEq)]

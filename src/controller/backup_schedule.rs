@@ -25,12 +25,9 @@ use kube::{
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
-use super::{Context, Error, get_opt};
+use super::{Context, Error, apply_status, get_opt};
 use crate::{
-    crd::{
-        BackupPhase, BackupSchedule, BackupScheduleStatus, CamundaCluster, ClusterBackup, FIELD_MANAGER,
-        annotations, labels,
-    },
+    crd::{BackupPhase, BackupSchedule, CamundaCluster, ClusterBackup, annotations, labels},
     metrics::SkipLabels,
     schedule::{self, Child, ClusterState, Decision, Fire, Input},
 };
@@ -152,7 +149,7 @@ async fn reconcile(object: Arc<BackupSchedule>, ctx: Arc<Context>) -> Result<Act
     };
 
     if decision.status != original {
-        record_status(&schedule, &decision.status, &ctx).await?;
+        apply_status(&schedule, json!(decision.status), &ctx).await?;
     }
     publish(&schedule, &decision, adopted, &ctx).await;
     for (reason, count) in &decision.skipped_counts {
@@ -274,27 +271,6 @@ async fn trim(namespace: &str, name: &str, ctx: &Context) -> Result<(), Error> {
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(source) => Err(failed(source)),
     }
-}
-
-async fn record_status(
-    schedule: &BackupSchedule,
-    status: &BackupScheduleStatus,
-    ctx: &Context,
-) -> Result<(), Error> {
-    let api: Api<BackupSchedule> =
-        Api::namespaced(ctx.client.clone(), &schedule.namespace().unwrap_or_default());
-    let patch = json!({ "apiVersion": "c8backup.dev/v1alpha1", "kind": "BackupSchedule", "status": status });
-    api.patch_status(
-        &schedule.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map(drop)
-    .map_err(|source| Error::RecordStatus {
-        name: schedule.name_any(),
-        source,
-    })
 }
 
 async fn publish(schedule: &BackupSchedule, decision: &Decision, adopted: bool, ctx: &Context) {

@@ -13,11 +13,11 @@ use kube::{
 use serde_json::json;
 use tracing::{info, instrument};
 
-use super::{Context, Error, cluster_backup, namespaced_or_all};
+use super::{Context, Error, apply_status, cluster_backup, namespaced_or_all};
 use crate::{
     crd::{
         BackupPhase, BackupSchedule, CamundaCluster, CamundaClusterStatus, ClusterBackup, Condition,
-        ConditionStatus, FIELD_MANAGER, OnClusterDelete, RetainedBackup, annotations, set_condition,
+        ConditionStatus, OnClusterDelete, RetainedBackup, annotations, set_condition,
     },
     limits::{next_allowed_for_display, retention},
     metrics::ClusterLabels,
@@ -202,8 +202,6 @@ async fn record_summary(
     status: &CamundaClusterStatus,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let api: Api<CamundaCluster> =
-        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
     let mut summary = json!({
         "observedGeneration": status.observed_generation,
         "conditions": status.conditions,
@@ -213,18 +211,7 @@ async fn record_summary(
     if let Some(at) = status.next_backup_allowed_at {
         summary["nextBackupAllowedAt"] = json!(at);
     }
-    let patch = json!({ "apiVersion": "c8backup.dev/v1alpha1", "kind": "CamundaCluster", "status": summary });
-    api.patch_status(
-        &cluster.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map(drop)
-    .map_err(|source| Error::UpdateCluster {
-        cluster: cluster.name_any(),
-        source,
-    })
+    apply_status(cluster, summary, ctx).await
 }
 
 /// Deletes a backup the operator decided to delete, marking who deleted it first so the deletion does

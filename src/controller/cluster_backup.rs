@@ -15,7 +15,7 @@ use kube::{
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
-use super::{Context, Error, get_opt};
+use super::{Context, Error, apply_status, get_opt};
 use crate::{
     camunda::{
         BackupClient, Component, ComponentTarget, RecordsTarget, SearchCredentials,
@@ -173,7 +173,7 @@ async fn apply(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error> {
         }
     }
     if plan.status != original {
-        record_status(backup, &plan.status, ctx).await?;
+        apply_status(backup, json!(plan.status), ctx).await?;
     }
     for note in plan.notes {
         ctx.publish(backup, note.warning, note.reason, note.message).await;
@@ -499,28 +499,6 @@ async fn release_cluster_lock(backup: &ClusterBackup, ctx: &Context) {
     }
 }
 
-/// Writes the whole status by server-side apply under the operator's one field manager.
-async fn record_status(
-    backup: &ClusterBackup,
-    status: &ClusterBackupStatus,
-    ctx: &Context,
-) -> Result<(), Error> {
-    let api: Api<ClusterBackup> =
-        Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
-    let patch = json!({ "apiVersion": "c8backup.dev/v1alpha1", "kind": "ClusterBackup", "status": status });
-    api.patch_status(
-        &backup.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map(drop)
-    .map_err(|source| Error::RecordStatus {
-        name: backup.name_any(),
-        source,
-    })
-}
-
 /// Deletes the backup's data in every component before the object goes: stops a running backup
 /// (no new step, Jobs deleted, exporting resumed), then deletes what every started step may have
 /// written. Works without the `CamundaCluster` (it uses the recorded target) and in a terminating
@@ -595,7 +573,7 @@ async fn cleanup(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error>
             Ok(Action::await_change())
         }
         Verdict::Retry { after } => {
-            record_status(backup, &status, ctx).await?;
+            apply_status(backup, json!(status), ctx).await?;
             Err(Error::DeletionIncomplete {
                 pending: pending.join("; "),
                 retry_in: after,
@@ -619,7 +597,7 @@ async fn cleanup(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error>
                 },
             );
             // Best effort: the object is about to go; the Event is what stays.
-            let _ = record_status(backup, &status, ctx).await;
+            let _ = apply_status(backup, json!(status), ctx).await;
             ctx.publish(backup, true, "DeletionAbandoned", message).await;
             ctx.metrics
                 .deletion_failures

@@ -15,6 +15,7 @@ use futures::StreamExt;
 
 use kube::{
     Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
     runtime::{
         Controller,
         controller::Action,
@@ -292,8 +293,10 @@ impl Context {
                 EventType::Normal
             },
             reason: reason.into(),
+            // The recorder folds Events with the same reason and action into one series and keeps only
+            // the first note; the note as the action keeps "started records" apart from "started zeebe".
+            action: note.chars().take(128).collect(),
             note: Some(note),
-            action: reason.into(),
             secondary: None,
         };
         if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
@@ -427,6 +430,31 @@ where
             }
         })
         .await;
+}
+
+/// Writes an object's status by server-side apply under the operator's one field manager. Every field
+/// the operator owns is in `status`; a field it owns and leaves out is removed.
+async fn apply_status<K>(object: &K, status: serde_json::Value, ctx: &Context) -> Result<(), Error>
+where
+    K: Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let patch =
+        serde_json::json!({ "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(crate::crd::FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map(drop)
+    .map_err(|source| Error::RecordStatus {
+        name: format!("{} {}", K::kind(&()), object.name_any()),
+        source,
+    })
 }
 
 /// Reads an object, `None` when it does not exist.
