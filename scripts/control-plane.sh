@@ -234,11 +234,11 @@ stop() {
 
 # Runs a command with KUBECONFIG pointing at a fresh control plane, then stops it, whatever the command did.
 run_with() {
-  local dir
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/c8b-cp.XXXXXX")
-  trap 'stop "$dir"; rm -rf "$dir"' EXIT
-  log "starting a control plane in $dir"
-  KUBECONFIG=$(start "$dir")
+  # Global, not local: the EXIT trap runs after this function has returned.
+  RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/c8b-cp.XXXXXX")
+  trap 'stop "$RUN_DIR"; rm -rf "$RUN_DIR"' EXIT
+  log "starting a control plane in $RUN_DIR"
+  KUBECONFIG=$(start "$RUN_DIR")
   export KUBECONFIG
   "$@"
 }
