@@ -486,3 +486,108 @@ mod tests {
         assert!(retention(&backups, &limits()).is_empty());
     }
 }
+
+/// Properties over random sets of backups: what must hold whatever the history.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::crd::OnClusterDelete;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    const PHASES: [Option<BackupPhase>; 6] = [
+        None,
+        Some(BackupPhase::Pending),
+        Some(BackupPhase::Running),
+        Some(BackupPhase::Completed),
+        Some(BackupPhase::Failed),
+        Some(BackupPhase::Rejected),
+    ];
+
+    fn views() -> impl Strategy<Value = Vec<BackupView>> {
+        prop::collection::vec((0usize..6, 0i64..50, 0i64..50, any::<bool>()), 0..16).prop_map(|rows| {
+            let t0 = Utc
+                .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap_or_default();
+            rows.into_iter()
+                .enumerate()
+                .map(|(i, (phase, created, took, deleting))| {
+                    let phase = PHASES[phase];
+                    let started = matches!(
+                        phase,
+                        Some(BackupPhase::Running | BackupPhase::Completed | BackupPhase::Failed)
+                    );
+                    BackupView {
+                        name: format!("b{i:02}"),
+                        created: t0 + chrono::Duration::minutes(created),
+                        phase,
+                        started,
+                        finished: phase
+                            .filter(|p| p.is_terminal())
+                            .map(|_| t0 + chrono::Duration::minutes(created + took)),
+                        deleting,
+                    }
+                })
+                .collect()
+        })
+    }
+
+    fn limits(max_retained: u32, failed_retained: u32) -> Limits {
+        Limits {
+            max_retained,
+            min_interval: Duration::from_secs(3600),
+            failed_retained,
+            on_cluster_delete: OnClusterDelete::Delete,
+            step_timeout: Duration::from_secs(3600),
+            exporting_pause_timeout: Duration::from_secs(1800),
+            deletion_timeout: Duration::from_secs(600),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn retention_deletes_only_finished_backups_and_never_the_newest_completed(
+            backups in views(), max in 0u32..5, failed in 0u32..4,
+        ) {
+            let doomed = retention(&backups, &limits(max, failed));
+            let find = |name: &String| backups.iter().find(|b| &b.name == name);
+            for name in &doomed {
+                let backup = find(name).ok_or_else(|| TestCaseError::fail("unknown name"))?;
+                prop_assert!(matches!(backup.phase, Some(BackupPhase::Completed | BackupPhase::Failed)));
+                prop_assert!(!backup.deleting);
+            }
+            let completed: Vec<&BackupView> =
+                backups.iter().filter(|b| b.phase == Some(BackupPhase::Completed) && !b.deleting).collect();
+            let newest = completed.iter().max_by(|a, b| (a.finished, a.created, &a.name).cmp(&(b.finished, b.created, &b.name)));
+            if let Some(newest) = newest {
+                prop_assert!(!doomed.contains(&newest.name));
+            }
+            let kept = completed.len() - doomed.iter().filter(|n| find(n).is_some_and(|b| b.phase == Some(BackupPhase::Completed))).count();
+            prop_assert_eq!(kept, completed.len().min(max.max(1) as usize));
+        }
+
+        #[test]
+        fn at_most_one_backup_of_a_cluster_may_start_and_none_while_one_runs(
+            backups in views(), refunds in 0usize..2, since_start in 0i64..200,
+        ) {
+            let now = Utc.with_ymd_and_hms(2026, 1, 1, 2, 0, 0).single().unwrap_or_default();
+            let rate = RateState {
+                last_backup_start: Some(now - chrono::Duration::minutes(since_start)),
+                refunds,
+                active_backup: None,
+            };
+            let starting: Vec<&String> = backups
+                .iter()
+                .filter(|b| b.is_waiting())
+                .filter(|b| matches!(turn(&b.name, &backups, &limits(3, 1), &rate, now), Turn::Start { .. }))
+                .map(|b| &b.name)
+                .collect();
+            prop_assert!(starting.len() <= 1, "{:?}", starting);
+            if backups.iter().any(BackupView::is_active) {
+                prop_assert!(starting.is_empty());
+            }
+        }
+    }
+}

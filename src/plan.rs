@@ -162,6 +162,10 @@ pub mod conditions {
     pub const DELETION_BLOCKED: &str = "DeletionBlocked";
 }
 
+/// How long past `stepTimeout` the planner waits for the Job controller to report a deadline before it
+/// fails the step itself.
+pub const STEP_DEADLINE_GRACE: Duration = Duration::from_secs(60);
+
 /// How often a waiting backup looks again although no watch event arrived (a safety net only: cluster
 /// and Job events wake it up first).
 pub const WAITING_RECHECK: Duration = Duration::from_secs(300);
@@ -359,6 +363,7 @@ impl Planner<'_> {
             (_, Err(e)) => return self.fail("TargetInvalid", e.to_string()),
         };
         self.fold_jobs();
+        self.enforce_step_deadlines(limits.step_timeout, &target.backup.step_timeout.to_string());
         if let Some(failed) = self.status.steps.iter().find(|s| s.phase == StepPhase::Failed) {
             let message = format!(
                 "step {} failed: {}",
@@ -432,6 +437,37 @@ impl Planner<'_> {
                     step.message = Some(message.clone());
                 }
             }
+        }
+    }
+
+    /// The Job's `activeDeadlineSeconds` normally ends a step that hangs; this is the second guard, for a
+    /// Job that was deleted or lost its deadline: a step running longer than `stepTimeout` (plus a
+    /// grace for the Job controller to report first) fails.
+    fn enforce_step_deadlines(&mut self, step_timeout: Duration, written: &str) {
+        let now = self.observed.now;
+        let limit =
+            chrono::Duration::from_std(step_timeout + STEP_DEADLINE_GRACE).unwrap_or(chrono::Duration::MAX);
+        let mut earliest: Option<Duration> = None;
+        for step in self
+            .status
+            .steps
+            .iter_mut()
+            .filter(|s| s.phase == StepPhase::Running)
+        {
+            let Some(deadline) = step.start_time.and_then(|start| start.checked_add_signed(limit)) else {
+                continue;
+            };
+            if now >= deadline {
+                step.phase = StepPhase::Failed;
+                step.finish_time = Some(now);
+                step.message = Some(format!("the step did not finish within stepTimeout ({written})"));
+            } else {
+                let left = (deadline - now).to_std().unwrap_or_default();
+                earliest = Some(earliest.map_or(left, |e| e.min(left)));
+            }
+        }
+        if let Some(left) = earliest {
+            self.requeue = Some(self.requeue.map_or(left, |r| r.min(left)));
         }
     }
 

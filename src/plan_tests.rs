@@ -508,10 +508,87 @@ fn a_failed_backup_whose_pause_is_still_on_record_keeps_resuming() {
 }
 
 #[test]
+fn a_step_whose_job_never_reports_fails_after_step_timeout_and_its_grace() {
+    let c = cluster("8.7.3", false);
+    let started = observe(&backup(), ready(&c), &[], 0);
+    let running = observe(&with_status(started.status), ready(&c), &[], 0);
+    assert!(matches!(running.effects.as_slice(), [Effect::CreateJobs(_)]));
+    let b = with_status(running.status);
+    // The Jobs vanished (deleted by hand): nothing reports, the planner's own deadline ends the step.
+    let waiting = observe(&b, ready(&c), &[], 3600 + 59);
+    assert_eq!(phase_of(&waiting), Some(BackupPhase::Running));
+    assert_eq!(waiting.requeue, Some(Duration::from_secs(1)), "wakes up at the step deadline");
+    let failed = observe(&b, ready(&c), &[], 3600 + 60);
+    assert_eq!(phase_of(&failed), Some(BackupPhase::Failed));
+    let operate = failed.status.steps.iter().find(|s| s.name == "operate").unwrap();
+    assert_eq!(operate.message.as_deref(), Some("the step did not finish within stepTimeout (1h)"));
+}
+
+#[test]
 fn terminal_backups_are_left_alone() {
     let (_, done) = run_to_the_end("8.7.3", false);
     let b = with_status(done.status.clone());
     let again = observe(&b, ClusterView::Missing, &[], 1000);
     assert_eq!(again.status, done.status);
     assert!(again.effects.is_empty() && again.notes.is_empty());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What each component's Job does: 0 and 1 succeed, 2 fails, 3 hangs (only the pause timeout ends it).
+    fn drive(version: &str, optimize: bool, outcomes: &[u8]) -> Result<(), TestCaseError> {
+        let c = cluster(version, optimize);
+        let mut status = ClusterBackupStatus::default();
+        let mut jobs: Vec<ObservedJob> = Vec::new();
+        let mut failed_seen = false;
+        // Every 30 s for up to 2 hours: long enough for the 30 min pause timeout to end any hang.
+        for tick in 0..240 {
+            for (i, j) in jobs.iter_mut().enumerate() {
+                if j.state == JobState::Active {
+                    j.state = match outcomes[i % outcomes.len()] {
+                        2 => JobState::Failed {
+                            message: "injected".into(),
+                        },
+                        3 => JobState::Active,
+                        _ => JobState::Succeeded,
+                    };
+                }
+            }
+            failed_seen |= jobs.iter().any(|j| matches!(j.state, JobState::Failed { .. }));
+            let p = observe(&with_status(status.clone()), ready(&c), &jobs, tick * 30);
+            for effect in &p.effects {
+                if let Effect::CreateJobs(components) = effect {
+                    prop_assert!(!failed_seen, "a step started after another failed");
+                    jobs.extend(components.iter().map(|c| job(*c, JobState::Active)));
+                }
+            }
+            status = p.status;
+            if status.phase.is_some_and(|p| p.is_terminal()) {
+                let exporting = status.exporting.as_ref().map(|e| e.state);
+                prop_assert!(
+                    exporting.is_none_or(|s| s == ExportingState::Resumed),
+                    "{exporting:?}"
+                );
+                prop_assert_eq!(
+                    status.phase == Some(BackupPhase::Completed),
+                    !failed_seen && jobs.iter().all(|j| j.state == JobState::Succeeded)
+                );
+                return Ok(());
+            }
+        }
+        Err(TestCaseError::fail("the backup never finished"))
+    }
+
+    proptest! {
+        #[test]
+        fn a_finished_backup_never_leaves_exporting_paused(
+            version in prop::sample::select(vec!["8.4.2", "8.7.3", "8.8.0"]),
+            optimize in any::<bool>(),
+            outcomes in prop::collection::vec(0u8..4, 1..6),
+        ) {
+            drive(version, optimize, &outcomes)?;
+        }
+    }
 }

@@ -74,6 +74,7 @@ pub(super) async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
             schedule_of,
         )
         .watches(clusters, watcher::Config::default().any_semantic(), schedules_of)
+        .with_config(ctx.controller_config.clone())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx);
     super::drain("BackupSchedule", results).await;

@@ -38,6 +38,7 @@ pub(super) async fn run(controller: Controller<CamundaCluster>, ctx: Arc<Context
     };
     let results = controller
         .watches(backups, watcher::Config::default().any_semantic(), cluster_of)
+        .with_config(ctx.controller_config.clone())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx);
     super::drain("CamundaCluster", results).await;

@@ -61,6 +61,7 @@ pub(super) async fn run(controller: Controller<ClusterBackup>, ctx: Arc<Context>
             watcher::Config::default().any_semantic(),
             waiting_backups_of,
         )
+        .with_config(ctx.controller_config.clone())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx);
     super::drain("ClusterBackup", results).await;

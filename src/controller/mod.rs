@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// Timeout of one request to a Camunda component from the operator (pause, resume, delete).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub camunda_request_timeout: Duration,
+    /// Reconciles that run at once, per kind. Bounds the work (and the memory) of a start-up with
+    /// thousands of objects; one object is never reconciled twice at once.
+    #[arg(long, env = "C8B_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
     /// Address of `/livez`, `/readyz` and `/metrics`.
     #[arg(long, env = "C8B_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
@@ -94,6 +98,8 @@ pub struct Context {
     pub backups: Store<ClusterBackup>,
     pub clusters: Store<CamundaCluster>,
     pub metrics: Arc<Metrics>,
+    /// Settings every controller runs with.
+    pub controller_config: kube::runtime::controller::Config,
     /// Consecutive failures per object (`kind/namespace/name`), for the error policy's backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -208,6 +214,12 @@ impl Error {
             Error::Finalizer(inner) => match inner.as_ref() {
                 finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
                     return e.is_conflict();
+                }
+                // Finalizers are added and removed by a JSON patch whose `test` operation fails (422)
+                // when the cached object is older than the server's: a conflict by another name.
+                finalizer::Error::AddFinalizer(kube::Error::Api(status))
+                | finalizer::Error::RemoveFinalizer(kube::Error::Api(status)) => {
+                    return status.code == 422 || status.code == 409;
                 }
                 _ => None,
             },
@@ -348,6 +360,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         backups: backup_controller.store(),
         clusters: cluster_controller.store(),
         metrics: metrics.clone(),
+        controller_config: kube::runtime::controller::Config::default().concurrency(args.concurrency.max(1)),
         failures: Mutex::new(HashMap::new()),
     });
 
