@@ -517,11 +517,18 @@ fn a_step_whose_job_never_reports_fails_after_step_timeout_and_its_grace() {
     // The Jobs vanished (deleted by hand): nothing reports, the planner's own deadline ends the step.
     let waiting = observe(&b, ready(&c), &[], 3600 + 59);
     assert_eq!(phase_of(&waiting), Some(BackupPhase::Running));
-    assert_eq!(waiting.requeue, Some(Duration::from_secs(1)), "wakes up at the step deadline");
+    assert_eq!(
+        waiting.requeue,
+        Some(Duration::from_secs(1)),
+        "wakes up at the step deadline"
+    );
     let failed = observe(&b, ready(&c), &[], 3600 + 60);
     assert_eq!(phase_of(&failed), Some(BackupPhase::Failed));
     let operate = failed.status.steps.iter().find(|s| s.name == "operate").unwrap();
-    assert_eq!(operate.message.as_deref(), Some("the step did not finish within stepTimeout (1h)"));
+    assert_eq!(
+        operate.message.as_deref(),
+        Some("the step did not finish within stepTimeout (1h)")
+    );
 }
 
 #[test]

@@ -245,6 +245,7 @@ pub struct CamundaClusterStatus {
     pub retained_backups: Vec<RetainedBackup>,
     /// Number of completed backups kept.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 4_294_967_295u32))]
     pub retained_count: u32,
     /// Backups deleted by a user since the last backup start; each allows one backup at once.
     #[serde(default)]

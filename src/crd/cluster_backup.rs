@@ -162,6 +162,7 @@ pub struct StepStatus {
     pub finish_time: Option<DateTime<Utc>>,
     /// Pods the Job ran for this step.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 4_294_967_295u32))]
     pub attempts: u32,
     /// The component's snapshot this step made (e.g. the Elasticsearch snapshot name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,6 +223,7 @@ pub struct DeletionStatus {
     pub started_at: Option<DateTime<Utc>>,
     /// Attempts so far.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 4_294_967_295u32))]
     pub attempts: u32,
     /// Components whose data is deleted (or was never there).
     #[serde(default)]

@@ -8,6 +8,7 @@ mod chart;
 mod crds;
 mod faults;
 mod harness;
+mod hostile;
 mod leader;
 mod limits;
 mod node_agent;
