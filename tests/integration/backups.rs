@@ -45,13 +45,25 @@ fn position(calls: &[String], call: &str) -> usize {
         .unwrap_or_else(|| panic!("{call} never happened: {calls:?}"))
 }
 
-async fn events_of(world: &World, name: &str) -> Vec<Event> {
+/// Waits for an Event with `reason` about object `name`: the operator publishes Events after it records
+/// the status, so a test that saw the status must still wait for the Event.
+async fn wait_event(world: &World, name: &str, reason: &str) -> Event {
     let api: Api<Event> = Api::namespaced(world.client.clone(), &world.ns.name);
-    let list = api.list(&ListParams::default()).await.expect("list events");
-    list.items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .collect()
+    wait_for(
+        &format!("Event {reason} about {name}"),
+        Duration::from_secs(30),
+        || {
+            let api = api.clone();
+            async move {
+                let list = api.list(&ListParams::default()).await.ok()?;
+                list.items.into_iter().find(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                        && e.reason.as_deref() == Some(reason)
+                })
+            }
+        },
+    )
+    .await
 }
 
 async fn jobs_of(world: &World) -> Vec<Job> {
@@ -141,11 +153,6 @@ async fn happy_path(version: &str, optimize: bool, components: &[Component]) {
         "{version}: backup {id} completed in {:?}, exporting paused for {paused_for}",
         status.duration
     );
-    let reasons: Vec<String> = events_of(&world, "b1")
-        .await
-        .into_iter()
-        .map(|e| e.reason.unwrap_or_default())
-        .collect();
     for reason in [
         "Started",
         "ExportingPaused",
@@ -153,10 +160,7 @@ async fn happy_path(version: &str, optimize: bool, components: &[Component]) {
         "ExportingResumed",
         "Completed",
     ] {
-        assert!(
-            reasons.iter().any(|r| r == reason),
-            "Event {reason} missing: {reasons:?}"
-        );
+        wait_event(&world, "b1", reason).await;
     }
     world.cleanup().await;
 }
@@ -267,12 +271,8 @@ async fn a_failure_in_any_step_fails_the_backup_starts_nothing_later_and_resumes
             "{cluster}: {:?}",
             state.pause_intervals
         );
-        assert!(
-            events_of(&world, &name)
-                .await
-                .iter()
-                .any(|e| e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("StepFailed"))
-        );
+        let event = wait_event(&world, &name, "StepFailed").await;
+        assert_eq!(event.type_.as_deref(), Some("Warning"));
     }
     world.cleanup().await;
 }
@@ -427,11 +427,7 @@ async fn deleting_a_backup_deletes_its_data_stops_a_running_one_and_never_wedges
     ));
     world.delete_backup("stuck").await;
     world.wait_gone("stuck", Duration::from_secs(90)).await;
-    let abandoned = events_of(&world, "stuck").await;
-    let warning = abandoned
-        .iter()
-        .find(|e| e.reason.as_deref() == Some("DeletionAbandoned"))
-        .expect("DeletionAbandoned Event");
+    let warning = wait_event(&world, "stuck", "DeletionAbandoned").await;
     assert!(
         warning.note.as_deref().unwrap_or_default().contains("zeebe"),
         "{:?}",
@@ -458,12 +454,7 @@ async fn an_unknown_cluster_and_an_unreachable_component_get_a_clear_answer_and_
         orphan.status.as_ref().and_then(|s| s.phase),
         Some(BackupPhase::Pending)
     );
-    assert!(
-        events_of(&world, "orphan")
-            .await
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("ClusterNotFound"))
-    );
+    wait_event(&world, "orphan", "ClusterNotFound").await;
 
     // Every component of this cluster answers nothing at all (a closed port).
     let object: camunda_backup_operator::crd::CamundaCluster = serde_json::from_value(json!({

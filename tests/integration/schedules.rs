@@ -112,16 +112,29 @@ fn skipped(status: &BackupScheduleStatus) -> Vec<(DateTime<Utc>, String)> {
         .collect()
 }
 
-async fn event_reasons(world: &World, name: &str) -> Vec<(String, String)> {
+/// Waits for an Event about `name` with `reason` whose note contains `note`: Events are published after
+/// the status is recorded, so seeing the status does not mean the Event is there yet.
+async fn wait_event(world: &World, name: &str, reason: &str, note: &str) {
     let api: Api<Event> = Api::namespaced(world.client.clone(), &world.ns.name);
-    api.list(&ListParams::default())
-        .await
-        .expect("list events")
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
-        .collect()
+    wait_for(
+        &format!("Event {reason} ({note}) about {name}"),
+        Duration::from_secs(30),
+        || {
+            let api = api.clone();
+            async move {
+                let list = api.list(&ListParams::default()).await.ok()?;
+                list.items
+                    .iter()
+                    .any(|e| {
+                        e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                            && e.reason.as_deref() == Some(reason)
+                            && e.note.as_deref().unwrap_or_default().contains(note)
+                    })
+                    .then_some(())
+            }
+        },
+    )
+    .await;
 }
 
 /// The `lag_ms` the operator logged when it created `backup` (text log, maybe with colour codes).
@@ -288,13 +301,7 @@ async fn a_per_minute_schedule_creates_one_correctly_named_backup_per_slot_that_
         listed.contains(&second_name) && listed.len() <= usize::try_from(expected_slots).unwrap_or(0),
         "one backup per slot: {listed:?}"
     );
-    let events = event_reasons(&world, "every-minute").await;
-    assert!(
-        events
-            .iter()
-            .any(|(r, n)| r == "BackupCreated" && n.contains(&name)),
-        "{events:?}"
-    );
+    wait_event(&world, "every-minute", "BackupCreated", &name).await;
     world.cleanup().await;
 }
 
@@ -369,13 +376,7 @@ async fn an_operator_down_across_two_slots_runs_one_catch_up_and_records_one_ski
         1,
         "one catch-up run: {listed:?}"
     );
-    let events = event_reasons(&world, "catch-up").await;
-    assert!(
-        events
-            .iter()
-            .any(|(r, n)| r == "SlotSkipped" && n.contains(reasons::MISSED_DEADLINE)),
-        "{events:?}"
-    );
+    wait_event(&world, "catch-up", "SlotSkipped", reasons::MISSED_DEADLINE).await;
     world.cleanup().await;
 }
 
@@ -502,13 +503,7 @@ async fn a_suspended_schedule_records_slots_as_suspended_and_resumes_without_a_b
     world
         .wait_backup(&child_name("paused", next), "created", SLOT_TIMEOUT, |_| true)
         .await;
-    let events = event_reasons(&world, "paused").await;
-    assert!(
-        events
-            .iter()
-            .any(|(r, n)| r == "SlotSkipped" && n.contains(reasons::SUSPENDED)),
-        "{events:?}"
-    );
+    wait_event(&world, "paused", "SlotSkipped", reasons::SUSPENDED).await;
     world.cleanup().await;
 }
 
