@@ -5,25 +5,16 @@ use std::time::Duration;
 
 use camunda_backup_operator::{
     camunda::Component,
-    crd::{BackupPhase, ClusterBackup, StepPhase},
+    crd::{BackupPhase, StepPhase},
     simulator::{Api as SimApi, ClusterState, FailBackups, Fault, state::ExportingState},
 };
 use k8s_openapi::api::{batch::v1::Job, events::v1::Event};
 use kube::{Api, api::ListParams};
 use serde_json::json;
 
-use crate::harness::{World, wait_for};
+use crate::harness::{World, backup_id, wait_for};
 
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn backup_id(backup: &ClusterBackup) -> u64 {
-    backup
-        .status
-        .as_ref()
-        .and_then(|s| s.backup_id)
-        .and_then(|id| u64::try_from(id).ok())
-        .expect("backup ID")
-}
 
 fn sim_state(world: &World, cluster: &str) -> ClusterState {
     world.sim.cluster(cluster).expect("simulated cluster")

@@ -26,6 +26,16 @@ use crate::{
     support::{TestNamespace, client, install_crds},
 };
 
+/// The backup ID a started backup recorded.
+pub fn backup_id(backup: &ClusterBackup) -> u64 {
+    backup
+        .status
+        .as_ref()
+        .and_then(|s| s.backup_id)
+        .and_then(|id| u64::try_from(id).ok())
+        .expect("backup ID")
+}
+
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_camunda-backup-operator"))
 }
@@ -197,26 +207,10 @@ pub struct World {
 
 impl World {
     pub async fn start(prefix: &str, operator_args: &[&str]) -> Self {
-        let client = client().await;
-        install_crds(&client).await;
-        let ns = TestNamespace::new(&client, prefix).await;
-        // The simulator keeps its state in a file, so a test can restart it without losing state.
-        let sim = Simulator::start(SimulatorConfig {
-            listen: "127.0.0.1:0".parse().expect("address"),
-            clusters: Vec::new(),
-            state_file: Some(Self::state_file(&ns.name)),
+        Self::start_with(prefix, |_, namespace| async move {
+            Operator::start(&namespace, operator_args)
         })
         .await
-        .expect("start the simulator");
-        let agent = node_agent::spawn(client.clone(), &ns.name, binary());
-        let operator = Operator::start(&ns.name, operator_args);
-        Self {
-            client,
-            ns,
-            sim,
-            operator,
-            agent,
-        }
     }
 
     fn state_file(namespace: &str) -> PathBuf {

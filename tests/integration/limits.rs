@@ -12,20 +12,11 @@ use kube::{
 use serde_json::json;
 
 use crate::{
-    harness::{World, wait_for},
+    harness::{World, backup_id, wait_for},
     support::{TestNamespace, kubectl},
 };
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn id(backup: &ClusterBackup) -> u64 {
-    backup
-        .status
-        .as_ref()
-        .and_then(|s| s.backup_id)
-        .and_then(|id| u64::try_from(id).ok())
-        .expect("backup ID")
-}
 
 fn data_deleted(world: &World, cluster: &str, id: u64) -> bool {
     let state = world.sim.cluster(cluster).expect("simulated cluster");
@@ -60,7 +51,7 @@ async fn the_fourth_completed_backup_pushes_the_oldest_out_of_kubernetes_and_eve
         world.wait_phase(name, BackupPhase::Completed, TIMEOUT).await;
     }
     world.wait_gone("b1", Duration::from_secs(60)).await;
-    let oldest = id(&first);
+    let oldest = backup_id(&first);
     wait_for(
         "b1's data to be deleted from every component",
         Duration::from_secs(30),
@@ -157,10 +148,12 @@ async fn deleting_a_cluster_deletes_its_backups_or_retains_them() {
         .await;
     world.backup("doomed-1", "doomed").await;
     world.backup("kept-1", "kept").await;
-    let doomed_id = id(&world
-        .wait_phase("doomed-1", BackupPhase::Completed, TIMEOUT)
-        .await);
-    let kept_id = id(&world.wait_phase("kept-1", BackupPhase::Completed, TIMEOUT).await);
+    let doomed_id = backup_id(
+        &world
+            .wait_phase("doomed-1", BackupPhase::Completed, TIMEOUT)
+            .await,
+    );
+    let kept_id = backup_id(&world.wait_phase("kept-1", BackupPhase::Completed, TIMEOUT).await);
     let schedules: Api<camunda_backup_operator::crd::BackupSchedule> =
         Api::namespaced(world.client.clone(), &world.ns.name);
     let schedule = serde_json::from_value(json!({
@@ -316,10 +309,22 @@ async fn a_tenant_can_neither_raise_the_limits_nor_back_up_another_namespace() {
             "ClusterBackup",
         )),
     );
-    let created = dyn_api
-        .create(&PostParams::default(), &dynamic)
-        .await
-        .expect("the tenant may create backups here");
+    // RBAC reaches the authorizer a moment after the RoleBinding is created: wait for the grant.
+    let created = wait_for(
+        "the tenant's RoleBinding to take effect",
+        Duration::from_secs(30),
+        || {
+            let (dyn_api, dynamic) = (dyn_api.clone(), dynamic.clone());
+            async move {
+                match dyn_api.create(&PostParams::default(), &dynamic).await {
+                    Ok(created) => Some(created),
+                    Err(kube::Error::Api(s)) if s.code == 403 => None,
+                    Err(other) => panic!("creating the tenant's backup: {other}"),
+                }
+            }
+        },
+    )
+    .await;
     assert!(
         created.data["spec"]["clusterRef"].get("namespace").is_none(),
         "{:?}",

@@ -311,15 +311,17 @@ async fn an_operator_down_across_two_slots_runs_one_catch_up_and_records_one_ski
     let mut world = world("sched-restart", json!({ "minInterval": "0s", "maxRetained": 10 })).await;
     create_schedule(&world, "catch-up", json!({})).await;
     armed(&world, "catch-up").await;
-    // Stop well before a slot, so the operator certainly did not handle it.
+    // Stop well before a slot, so the operator certainly did not handle it, and while no run of the
+    // schedule is active (one would make the catch-up slot PreviousRunActive, rightly, on a slow machine).
     let status = wait_status(
         &world,
         "catch-up",
-        "a slot at least 5 s away",
-        Duration::from_secs(70),
+        "no active run and a slot at least 5 s away",
+        Duration::from_secs(150),
         |s| {
-            s.next_schedule_time
-                .is_some_and(|next| next - Utc::now() > chrono::Duration::seconds(5))
+            s.active_backup.is_none()
+                && s.next_schedule_time
+                    .is_some_and(|next| next - Utc::now() > chrono::Duration::seconds(5))
         },
     )
     .await;
