@@ -8,11 +8,11 @@ use camunda_backup_operator::{
     crd::{BackupPhase, StepPhase},
     simulator::{Api as SimApi, ClusterState, FailBackups, Fault, state::ExportingState},
 };
-use k8s_openapi::api::{batch::v1::Job, events::v1::Event};
+use k8s_openapi::api::batch::v1::Job;
 use kube::{Api, api::ListParams};
 use serde_json::json;
 
-use crate::harness::{World, backup_id, wait_for};
+use crate::harness::{World, backup_id, wait_event, wait_for};
 
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -34,27 +34,6 @@ fn position(calls: &[String], call: &str) -> usize {
         .iter()
         .position(|c| c == call)
         .unwrap_or_else(|| panic!("{call} never happened: {calls:?}"))
-}
-
-/// Waits for an Event with `reason` about object `name`: the operator publishes Events after it records
-/// the status, so a test that saw the status must still wait for the Event.
-async fn wait_event(world: &World, name: &str, reason: &str) -> Event {
-    let api: Api<Event> = Api::namespaced(world.client.clone(), &world.ns.name);
-    wait_for(
-        &format!("Event {reason} about {name}"),
-        Duration::from_secs(30),
-        || {
-            let api = api.clone();
-            async move {
-                let list = api.list(&ListParams::default()).await.ok()?;
-                list.items.into_iter().find(|e| {
-                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-                        && e.reason.as_deref() == Some(reason)
-                })
-            }
-        },
-    )
-    .await
 }
 
 async fn jobs_of(world: &World) -> Vec<Job> {
@@ -151,7 +130,7 @@ async fn happy_path(version: &str, optimize: bool, components: &[Component]) {
         "ExportingResumed",
         "Completed",
     ] {
-        wait_event(&world, "b1", reason).await;
+        wait_event(&world, "b1", reason, "").await;
     }
     world.cleanup().await;
 }
@@ -262,7 +241,7 @@ async fn a_failure_in_any_step_fails_the_backup_starts_nothing_later_and_resumes
             "{cluster}: {:?}",
             state.pause_intervals
         );
-        let event = wait_event(&world, &name, "StepFailed").await;
+        let event = wait_event(&world, &name, "StepFailed", "").await;
         assert_eq!(event.type_.as_deref(), Some("Warning"));
     }
     world.cleanup().await;
@@ -418,7 +397,7 @@ async fn deleting_a_backup_deletes_its_data_stops_a_running_one_and_never_wedges
     ));
     world.delete_backup("stuck").await;
     world.wait_gone("stuck", Duration::from_secs(90)).await;
-    let warning = wait_event(&world, "stuck", "DeletionAbandoned").await;
+    let warning = wait_event(&world, "stuck", "DeletionAbandoned", "").await;
     assert!(
         warning.note.as_deref().unwrap_or_default().contains("zeebe"),
         "{:?}",
@@ -445,7 +424,7 @@ async fn an_unknown_cluster_and_an_unreachable_component_get_a_clear_answer_and_
         orphan.status.as_ref().and_then(|s| s.phase),
         Some(BackupPhase::Pending)
     );
-    wait_event(&world, "orphan", "ClusterNotFound").await;
+    wait_event(&world, "orphan", "ClusterNotFound", "").await;
 
     // Every component of this cluster answers nothing at all (a closed port).
     let object: camunda_backup_operator::crd::CamundaCluster = serde_json::from_value(json!({

@@ -380,3 +380,30 @@ impl World {
         self.sim.shutdown().await;
     }
 }
+
+/// Waits for an Event about `name` with `reason` whose note contains `note`: the operator publishes
+/// Events after it records the status, so a test that saw the status must still wait for the Event.
+pub async fn wait_event(
+    world: &World,
+    name: &str,
+    reason: &str,
+    note: &str,
+) -> k8s_openapi::api::events::v1::Event {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(world.client.clone(), &world.ns.name);
+    wait_for(
+        &format!("Event {reason} ({note}) about {name}"),
+        Duration::from_secs(30),
+        || {
+            let api = api.clone();
+            async move {
+                let list = api.list(&Default::default()).await.ok()?;
+                list.items.into_iter().find(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                        && e.reason.as_deref() == Some(reason)
+                        && e.note.as_deref().unwrap_or_default().contains(note)
+                })
+            }
+        },
+    )
+    .await
+}

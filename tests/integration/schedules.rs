@@ -10,14 +10,13 @@ use camunda_backup_operator::{
     schedule::{child_name, reasons},
 };
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::events::v1::Event;
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
 
-use crate::harness::{World, wait_for};
+use crate::harness::{World, wait_event, wait_for};
 
 /// A slot is at most a minute away, plus the time to see it.
 const SLOT_TIMEOUT: Duration = Duration::from_secs(75);
@@ -110,31 +109,6 @@ fn skipped(status: &BackupScheduleStatus) -> Vec<(DateTime<Utc>, String)> {
         .iter()
         .map(|s| (s.time, s.reason.clone()))
         .collect()
-}
-
-/// Waits for an Event about `name` with `reason` whose note contains `note`: Events are published after
-/// the status is recorded, so seeing the status does not mean the Event is there yet.
-async fn wait_event(world: &World, name: &str, reason: &str, note: &str) {
-    let api: Api<Event> = Api::namespaced(world.client.clone(), &world.ns.name);
-    wait_for(
-        &format!("Event {reason} ({note}) about {name}"),
-        Duration::from_secs(30),
-        || {
-            let api = api.clone();
-            async move {
-                let list = api.list(&ListParams::default()).await.ok()?;
-                list.items
-                    .iter()
-                    .any(|e| {
-                        e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-                            && e.reason.as_deref() == Some(reason)
-                            && e.note.as_deref().unwrap_or_default().contains(note)
-                    })
-                    .then_some(())
-            }
-        },
-    )
-    .await;
 }
 
 /// The `lag_ms` the operator logged when it created `backup` (text log, maybe with colour codes).
