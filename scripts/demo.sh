@@ -8,8 +8,8 @@
 #
 # What it starts, all on loopback, with its state in .c8b/demo/ (git-ignored):
 #   - the local control plane (etcd + kube-apiserver + kube-controller-manager 1.20, scripts/control-plane.sh)
-#   - the Camunda simulator (`camunda-backup-operator simulator`) serving cluster "demo" (8.7.3)
-#   - the node agent (`cargo run --example node-agent`): plays the kubelet for the step Pods
+#   - the Camunda simulator (`camunda-simulator`, crates/simulator) serving cluster "demo" (8.7.3)
+#   - the node agent (`node-agent`, crates/testkit): plays the kubelet for the step Pods
 #   - the operator (`camunda-backup-operator run --namespace demo`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,8 @@ NS=demo
 CLUSTER=demo
 BACKUP=demo-first-backup
 BIN=$ROOT/target/debug/camunda-backup-operator
-AGENT=$ROOT/target/debug/examples/node-agent
+AGENT=$ROOT/target/debug/node-agent
+SIMULATOR=$ROOT/target/debug/camunda-simulator
 BACKUP_TIMEOUT=${C8B_DEMO_TIMEOUT:-180}
 
 started=$(date +%s)
@@ -114,8 +115,8 @@ say "1/7 installing what the demo needs (apt packages and the Kubernetes 1.20 bu
 bash scripts/control-plane.sh install
 took "install"
 
-say "2/7 building the operator and the node agent (cargo build; a few minutes on the first run)"
-cargo build --quiet --bin camunda-backup-operator --example node-agent
+say "2/7 building the operator, the simulator and the node agent (cargo build; a few minutes on the first run)"
+cargo build --quiet --bin camunda-backup-operator --bin camunda-simulator --bin node-agent
 took "cargo build"
 
 say "3/7 starting the local control plane (state in .c8b/demo/)"
@@ -141,7 +142,7 @@ info "CRDs established: $(kubectl get crd -o name | grep -c c8backup.dev) of 3"
 took "CRDs"
 
 say "5/7 starting the Camunda simulator, the node agent and the operator"
-spawn simulator "$BIN" simulator --listen 127.0.0.1:0 --cluster "$CLUSTER=8.7.3" \
+spawn simulator "$SIMULATOR" --listen 127.0.0.1:0 --cluster "$CLUSTER=8.7.3" \
   --backup-duration 1s --state-file "$STATE/simulator.json"
 wait_until "the simulator's address" 30 test -s "$STATE/simulator.log" || fail "the simulator did not start"
 wait_until "the simulator's address" 30 grep -Eq '^[0-9.]+:[0-9]+$' "$STATE/simulator.log" \

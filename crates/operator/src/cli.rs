@@ -1,0 +1,32 @@
+//! The command line: one binary, one subcommand per role. Each subcommand's arguments live in the
+//! module that owns the role, so this file only names them.
+
+use clap::{Parser, Subcommand};
+
+use crate::{controller::RunArgs, crdgen::CrdgenArgs, ops::telemetry::LogArgs, step::StepArgs};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "camunda-backup-operator",
+    version,
+    about = "Backups of Camunda 8 clusters on Kubernetes"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Arguments of `run`, so that running the binary without a subcommand runs the controllers.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controllers (the default when no subcommand is given).
+    Run(RunArgs),
+    /// Print the CustomResourceDefinitions that are checked in under `crds/` and the chart.
+    Crdgen(CrdgenArgs),
+    /// Take one component's snapshot (what each snapshot Job runs).
+    Step(StepArgs),
+}

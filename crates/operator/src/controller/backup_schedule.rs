@@ -1,0 +1,285 @@
+//! The `BackupSchedule` reconciler: fetch → decide ([`crate::decide::schedule::decide`]) → act → record.
+//!
+//! Restart safety comes from two things: slots are derived from `status.lastScheduleTime`, never from
+//! the process's uptime, and each slot's backup has a deterministic name. The backup is created before
+//! the status that records its slot, so a crash in between finds the backup on the next reconcile and
+//! adopts it (it carries our label) instead of creating a second one; a crash before the create finds
+//! the slot still due and creates it then (within `startingDeadline`).
+//!
+//! The schedule's backups carry no ownerReference to it: deleting a schedule leaves its completed
+//! backups to the cluster's retention.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use chrono::Utc;
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+    runtime::{
+        Controller,
+        controller::Action,
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use serde_json::json;
+use tracing::{info, instrument, warn};
+
+use super::{Context, Error, apply_status, get_opt};
+use crate::{
+    api::{BackupPhase, BackupSchedule, CamundaCluster, ClusterBackup, annotations, labels},
+    decide::schedule::{self, Child, ClusterState, Decision, Fire, Input},
+    ops::metrics::SkipLabels,
+};
+
+/// The value of `c8backup.dev/deleted-by` on a backup trimmed by a schedule's history limits.
+const DELETED_BY_SCHEDULE: &str = "schedule-history";
+
+/// Runs the `BackupSchedule` controller: the schedule's own slots (by requeue), its backups and its
+/// cluster wake it up.
+pub(super) async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
+    let client = ctx.client.clone();
+    // The decision counts the schedule's running backups from the shared store; an empty store at
+    // start-up would let a slot start a second run, so wait until it has listed once.
+    if ctx.backups.wait_until_ready().await.is_err() {
+        warn!("the ClusterBackup store stopped before it was ready; BackupSchedule controller not started");
+        return;
+    }
+    let schedules: Api<BackupSchedule> = super::namespaced_or_all(&client, namespace);
+    let backups: Api<ClusterBackup> = super::namespaced_or_all(&client, namespace);
+    let clusters: Api<CamundaCluster> = super::namespaced_or_all(&client, namespace);
+    let controller = Controller::new(schedules, watcher::Config::default().any_semantic());
+
+    let store = controller.store();
+    let schedule_of = move |backup: ClusterBackup| {
+        let value = backup.labels().get(labels::SCHEDULE).cloned()?;
+        let namespace = backup.namespace()?;
+        owner_by_label(&store, &namespace, &value)
+    };
+    let store = controller.store();
+    let schedules_of = move |cluster: CamundaCluster| {
+        let namespace = cluster.namespace();
+        let name = cluster.name_any();
+        store
+            .state()
+            .into_iter()
+            .filter(|s| s.namespace() == namespace && s.spec.cluster_ref.name == name)
+            .map(|s| ObjectRef::from_obj(s.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    let results = controller
+        .watches(
+            backups,
+            watcher::Config::default().labels(labels::SCHEDULE).any_semantic(),
+            schedule_of,
+        )
+        .watches(clusters, watcher::Config::default().any_semantic(), schedules_of)
+        .with_config(ctx.controller_config.clone())
+        .shutdown_on_signal()
+        .run(reconcile, super::error_policy, ctx);
+    super::drain("BackupSchedule", results).await;
+}
+
+/// The schedule whose backups carry this label value (the name itself, or for a long name its cut,
+/// hashed form).
+fn owner_by_label(
+    store: &Store<BackupSchedule>,
+    namespace: &str,
+    value: &str,
+) -> Option<ObjectRef<BackupSchedule>> {
+    let found = store.state().into_iter().find(|s| {
+        s.namespace().as_deref() == Some(namespace) && schedule::label_value(&s.name_any()) == value
+    });
+    match found {
+        Some(schedule) => Some(ObjectRef::from_obj(schedule.as_ref())),
+        // Not in the store yet: the label is the name for every name that fits a label.
+        None => Some(ObjectRef::new(value).within(namespace)),
+    }
+}
+
+#[instrument(skip_all, fields(schedule = %object.name_any(), namespace = object.namespace().unwrap_or_default()))]
+async fn reconcile(object: Arc<BackupSchedule>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = object
+        .namespace()
+        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let name = object.name_any();
+    let api: Api<BackupSchedule> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Read it fresh: the watch may not have delivered our own last status write yet, and slots are
+    // derived from that status.
+    let Some(schedule) = get_opt(&api, &name).await? else {
+        return Ok(Action::await_change());
+    };
+    if schedule.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let clusters: Api<CamundaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let cluster = match get_opt(&clusters, &schedule.spec.cluster_ref.name).await? {
+        None => ClusterState::Missing,
+        Some(c) if c.metadata.deletion_timestamp.is_some() => ClusterState::Deleting,
+        Some(_) => ClusterState::Found,
+    };
+    let children = children_of(&schedule, &ctx);
+    let original = schedule.status.clone().unwrap_or_default();
+
+    let mut taken: Vec<String> = Vec::new();
+    let mut adopted = false;
+    let decision = loop {
+        let decision = schedule::decide(&Input {
+            name: &name,
+            generation: schedule.metadata.generation,
+            spec: &schedule.spec,
+            status: &original,
+            children: &children,
+            cluster: cluster.clone(),
+            taken: &taken,
+            now: Utc::now(),
+        });
+        let Some(fire) = &decision.create else {
+            break decision;
+        };
+        match create_backup(&schedule, fire, &ctx).await? {
+            Created::New => break decision,
+            Created::Ours => {
+                adopted = true;
+                break decision;
+            }
+            // Decide again with the name known to be taken: the slot is recorded as skipped.
+            Created::Foreign if taken.is_empty() => taken.push(fire.name.clone()),
+            Created::Foreign => break decision,
+        }
+    };
+
+    if decision.status != original {
+        apply_status(&schedule, json!(decision.status), &ctx).await?;
+    }
+    publish(&schedule, &decision, adopted, &ctx).await;
+    for (reason, count) in &decision.skipped_counts {
+        ctx.metrics
+            .skipped_slots
+            .get_or_create(&SkipLabels {
+                namespace: namespace.clone(),
+                schedule: name.clone(),
+                reason: (*reason).to_string(),
+            })
+            .inc_by(*count as u64);
+    }
+    for backup in &decision.trim {
+        trim(&namespace, backup, &ctx).await?;
+    }
+    ctx.succeeded(&schedule);
+    Ok(match decision.requeue {
+        Some(delay) => Action::requeue(delay),
+        None => Action::await_change(),
+    })
+}
+
+/// The schedule's backups, from the shared ClusterBackup store.
+fn children_of(schedule: &BackupSchedule, ctx: &Context) -> Vec<Child> {
+    let namespace = schedule.namespace();
+    let value = schedule::label_value(&schedule.name_any());
+    ctx.backups
+        .state()
+        .iter()
+        .filter(|b| b.namespace() == namespace && b.labels().get(labels::SCHEDULE) == Some(&value))
+        .map(|b| {
+            let status = b.status.clone().unwrap_or_default();
+            Child {
+                name: b.name_any(),
+                phase: status.phase,
+                reason: status.reason,
+                created: b
+                    .creation_timestamp()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.0.as_second(), 0))
+                    .unwrap_or_default(),
+                completed: status.completion_time,
+                deleting: b.metadata.deletion_timestamp.is_some()
+                    || status.phase == Some(BackupPhase::Deleting),
+            }
+        })
+        .collect()
+}
+
+enum Created {
+    New,
+    /// It existed and carries our label: adopted.
+    Ours,
+    /// Something else has the name.
+    Foreign,
+}
+
+async fn create_backup(schedule: &BackupSchedule, fire: &Fire, ctx: &Context) -> Result<Created, Error> {
+    let namespace = schedule.namespace().unwrap_or_default();
+    let api: Api<ClusterBackup> = Api::namespaced(ctx.client.clone(), &namespace);
+    let label = schedule::label_value(&schedule.name_any());
+    let backup: ClusterBackup = serde_json::from_value(json!({
+        "apiVersion": "c8backup.dev/v1alpha1",
+        "kind": "ClusterBackup",
+        "metadata": {
+            "name": fire.name,
+            "labels": BTreeMap::from([(labels::SCHEDULE, label.as_str())]),
+            "annotations": { "c8backup.dev/scheduled-time": fire.slot.to_rfc3339() },
+        },
+        // No ownerReference: deleting the schedule leaves its backups to the cluster's retention.
+        "spec": { "clusterRef": { "name": schedule.spec.cluster_ref.name } },
+    }))
+    .map_err(|_| Error::MissingObjectKey("a valid ClusterBackup"))?;
+    match api.create(&PostParams::default(), &backup).await {
+        Ok(_) => {
+            info!(backup = %fire.name, slot = %fire.slot, lag_ms = (Utc::now() - fire.slot).num_milliseconds(),
+                "created the slot's ClusterBackup");
+            Ok(Created::New)
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let existing = get_opt(&api, &fire.name).await?;
+            let ours = existing.is_some_and(|b| b.labels().get(labels::SCHEDULE) == Some(&label));
+            if ours {
+                info!(backup = %fire.name, "adopted the slot's existing ClusterBackup");
+                Ok(Created::Ours)
+            } else {
+                warn!(backup = %fire.name, "a ClusterBackup this schedule did not create has the slot's name");
+                Ok(Created::Foreign)
+            }
+        }
+        Err(source) => Err(Error::CreateBackup {
+            name: fire.name.clone(),
+            source,
+        }),
+    }
+}
+
+/// Deletes a backup beyond the history limits through the normal path (its finalizer deletes its data),
+/// marked first so the cluster's rate limit does not count it as a user's deletion.
+async fn trim(namespace: &str, name: &str, ctx: &Context) -> Result<(), Error> {
+    let api: Api<ClusterBackup> = Api::namespaced(ctx.client.clone(), namespace);
+    let mark = json!({ "metadata": { "annotations": { annotations::DELETED_BY: DELETED_BY_SCHEDULE } } });
+    let failed = |source| Error::TrimBackup {
+        name: name.to_string(),
+        source,
+    };
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&mark))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(source) => return Err(failed(source)),
+    }
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {
+            info!(backup = name, "deleted by the schedule's history limit");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(failed(source)),
+    }
+}
+
+async fn publish(schedule: &BackupSchedule, decision: &Decision, adopted: bool, ctx: &Context) {
+    for note in &decision.notes {
+        if adopted && note.reason == "BackupCreated" {
+            continue;
+        }
+        ctx.publish(schedule, note.warning, note.reason, note.message.clone())
+            .await;
+    }
+}

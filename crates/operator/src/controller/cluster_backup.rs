@@ -1,0 +1,740 @@
+//! The `ClusterBackup` reconciler: fetch → decide ([`crate::decide::plan`]) → act → record.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use k8s_openapi::api::{
+    batch::v1::Job,
+    core::v1::{Pod, Secret},
+};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    runtime::{Controller, controller::Action, finalizer, reflector::ObjectRef, watcher},
+};
+use serde_json::json;
+use tracing::{info, instrument, warn};
+
+use super::{Context, Error, apply_status, get_opt};
+use crate::{
+    api::version::CamundaVersion,
+    api::{
+        BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Condition,
+        ConditionStatus, DeletionStatus, ExportingState, FIELD_MANAGER, Refund, SearchFlavor, SecretKeyRef,
+        StepPhase, annotations, labels, set_condition,
+    },
+    camunda::{
+        BackupClient, Component, ComponentTarget, RecordsTarget, SearchCredentials,
+        SearchFlavor as ClientFlavor, exporting::Exporting,
+    },
+    decide::deletion::{self, Verdict},
+    decide::limits::{BackupView, RateState, Turn, deletion_refunds, turn},
+    decide::plan::{self, ClusterView, Effect, JobState, Observed, ObservedJob, conditions},
+    k8s::jobs::{self, build_job, observe_job},
+    ops::metrics::{ClusterLabels, StepLabels},
+};
+
+/// Runs the `ClusterBackup` controller: its Jobs and its cluster wake it up.
+pub(super) async fn run(controller: Controller<ClusterBackup>, ctx: Arc<Context>, namespace: Option<&str>) {
+    let client = ctx.client.clone();
+    let jobs: Api<Job> = super::namespaced_or_all(&client, namespace);
+    let clusters: Api<CamundaCluster> = super::namespaced_or_all(&client, namespace);
+    let managed_jobs =
+        watcher::Config::default().labels(&format!("{}=camunda-backup-operator", labels::MANAGED_BY));
+    let store = ctx.backups.clone();
+    // A cluster change (created, fixed, its lock released) wakes that cluster's backups that wait.
+    let waiting_backups_of = move |cluster: CamundaCluster| {
+        let namespace = cluster.namespace();
+        let name = cluster.name_any();
+        store
+            .state()
+            .into_iter()
+            .filter(|b| b.namespace() == namespace && b.spec.cluster_ref.name == name)
+            .filter(|b| b.status.as_ref().is_none_or(|s| s.backup_id.is_none()))
+            .map(|b| ObjectRef::from_obj(b.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    let results = controller
+        .owns(jobs, managed_jobs)
+        .watches(
+            clusters,
+            watcher::Config::default().any_semantic(),
+            waiting_backups_of,
+        )
+        .with_config(ctx.controller_config.clone())
+        .shutdown_on_signal()
+        .run(reconcile, super::error_policy, ctx);
+    super::drain("ClusterBackup", results).await;
+}
+
+/// Held on every `ClusterBackup` until its data is deleted from every component.
+pub const FINALIZER: &str = "c8backup.dev/backup-data";
+
+#[instrument(skip_all, fields(backup = %backup.name_any(), namespace = backup.namespace().unwrap_or_default()))]
+pub(super) async fn reconcile(backup: Arc<ClusterBackup>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = backup
+        .namespace()
+        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let api: Api<ClusterBackup> = Api::namespaced(ctx.client.clone(), &namespace);
+    let action = finalizer(&api, FINALIZER, backup.clone(), |event| async {
+        match event {
+            finalizer::Event::Apply(backup) => apply(&backup, &ctx).await,
+            finalizer::Event::Cleanup(backup) => cleanup(&backup, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))?;
+    ctx.succeeded(backup.as_ref());
+    Ok(action)
+}
+
+async fn apply(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error> {
+    let namespace = backup.namespace().unwrap_or_default();
+    let now = Utc::now();
+    let original = backup.status.clone().unwrap_or_default();
+    let started = original.backup_id.is_some();
+    let finished = original.phase.is_some_and(|p| p.is_terminal());
+
+    // Fetch only what this phase needs: a backup that has not started needs its cluster and its
+    // turn; a running one its Jobs; a finished one nothing.
+    let clusters: Api<CamundaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let cluster = if !started && !finished {
+        get_opt(&clusters, &backup.spec.cluster_ref.name).await?
+    } else {
+        None
+    };
+    let jobs = if started && !finished {
+        observe_jobs(backup, ctx).await?
+    } else {
+        Vec::new()
+    };
+    let (cluster_view, turn) = match &cluster {
+        None => (
+            ClusterView::Missing,
+            Turn::Wait {
+                reason: "",
+                message: String::new(),
+            },
+        ),
+        Some(c) if c.metadata.deletion_timestamp.is_some() => (
+            ClusterView::Invalid("it is being deleted".into()),
+            Turn::Wait {
+                reason: "",
+                message: String::new(),
+            },
+        ),
+        Some(c) => match c.spec.validate() {
+            Err(problem) => (
+                ClusterView::Invalid(problem.to_string()),
+                Turn::Wait {
+                    reason: "",
+                    message: String::new(),
+                },
+            ),
+            Ok((version, limits)) => {
+                let turn = turn(
+                    &backup.name_any(),
+                    &sibling_views(backup, ctx),
+                    &limits,
+                    &rate_state(c),
+                    now,
+                );
+                (ClusterView::Ready { cluster: c, version }, turn)
+            }
+        },
+    };
+
+    let mut plan = plan::plan(&Observed {
+        backup,
+        cluster: cluster_view,
+        jobs: &jobs,
+        turn,
+        now,
+    });
+    let mut resume_failure = None;
+    for effect in &plan.effects {
+        match carry_out(effect, backup, &plan.status, cluster.as_ref(), &jobs, ctx).await {
+            Ok(()) => {}
+            // A backup that failed must show as failed even when Zeebe cannot be reached to resume
+            // exporting: record everything else, keep the pause on record, and retry the resume.
+            Err(error @ Error::ResumeExporting(_)) => {
+                plan.status.exporting = original.exporting.clone();
+                plan.notes.retain(|n| n.reason != "ExportingResumed");
+                plan.notes.push(plan::Note {
+                    warning: true,
+                    reason: "ResumeExportingFailed",
+                    message: format!(
+                        "exporting is still paused and is resumed as soon as Zeebe answers: {error}"
+                    ),
+                });
+                resume_failure = Some(error);
+                break;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    if plan.status != original {
+        apply_status(backup, json!(plan.status), ctx).await?;
+    }
+    for note in plan.notes {
+        ctx.publish(backup, note.warning, note.reason, note.message).await;
+    }
+    if let Some(error) = resume_failure {
+        return Err(error);
+    }
+    count_transitions(backup, &original, &plan.status, ctx);
+    let became_terminal = !finished && plan.status.phase.is_some_and(|p| p.is_terminal());
+    if became_terminal && started {
+        release_cluster_lock(backup, ctx).await;
+    }
+    Ok(match plan.requeue {
+        Some(delay) => Action::requeue(delay),
+        None if plan.status.phase.is_some_and(|p| p.is_terminal()) => Action::await_change(),
+        None => Action::requeue(plan::WAITING_RECHECK),
+    })
+}
+
+fn sibling_views(backup: &ClusterBackup, ctx: &Context) -> Vec<BackupView> {
+    let namespace = backup.namespace();
+    let mut views: Vec<BackupView> = ctx
+        .backups
+        .state()
+        .iter()
+        .filter(|b| b.namespace() == namespace && b.spec.cluster_ref.name == backup.spec.cluster_ref.name)
+        .filter(|b| b.name_any() != backup.name_any())
+        .map(|b| view(b))
+        .collect();
+    // The object being reconciled may be newer than the store's copy.
+    views.push(view(backup));
+    views
+}
+
+/// Counters and step durations for what changed in this reconcile.
+fn count_transitions(
+    backup: &ClusterBackup,
+    before: &ClusterBackupStatus,
+    after: &ClusterBackupStatus,
+    ctx: &Context,
+) {
+    let entered = |phase| before.phase != Some(phase) && after.phase == Some(phase);
+    if entered(BackupPhase::Rejected) {
+        ctx.metrics
+            .rate_limited
+            .get_or_create(&cluster_labels(backup))
+            .inc();
+    }
+    if entered(BackupPhase::Failed) {
+        ctx.metrics
+            .failed_backups
+            .get_or_create(&cluster_labels(backup))
+            .inc();
+    }
+    for step in &after.steps {
+        let was_done = before
+            .steps
+            .iter()
+            .any(|s| s.name == step.name && s.phase == StepPhase::Succeeded);
+        if let (false, StepPhase::Succeeded, Some(start), Some(finish)) =
+            (was_done, step.phase, step.start_time, step.finish_time)
+        {
+            let seconds = (finish - start).num_milliseconds().max(0) as f64 / 1000.0;
+            ctx.metrics
+                .step_duration
+                .get_or_create(&StepLabels {
+                    step: step.name.clone(),
+                })
+                .observe(seconds);
+        }
+    }
+}
+
+pub(super) fn view(backup: &ClusterBackup) -> BackupView {
+    let status = backup.status.clone().unwrap_or_default();
+    BackupView {
+        name: backup.name_any(),
+        created: backup
+            .creation_timestamp()
+            .map(|t| to_chrono(&t.0))
+            .unwrap_or_default(),
+        phase: status.phase,
+        started: status.backup_id.is_some(),
+        finished: status.completion_time,
+        deleting: backup.metadata.deletion_timestamp.is_some(),
+    }
+}
+
+fn to_chrono(time: &k8s_openapi::jiff::Timestamp) -> chrono::DateTime<Utc> {
+    chrono::DateTime::from_timestamp(time.as_second(), 0).unwrap_or_default()
+}
+
+pub(super) fn rate_state(cluster: &CamundaCluster) -> RateState {
+    let status = cluster.status.clone().unwrap_or_default();
+    RateState {
+        last_backup_start: status.last_backup_start,
+        refunds: status.refunds.len(),
+        active_backup: status.active_backup,
+    }
+}
+
+/// This backup's Jobs (by owner, not only by label, so a foreign Job with our labels is ignored), with
+/// the termination message of failed ones.
+async fn observe_jobs(backup: &ClusterBackup, ctx: &Context) -> Result<Vec<ObservedJob>, Error> {
+    let namespace = backup.namespace().unwrap_or_default();
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let selector = format!(
+        "{}={}",
+        crate::api::labels::BACKUP,
+        jobs::job_labels(backup, "", Component::Zeebe)
+            .get(crate::api::labels::BACKUP)
+            .cloned()
+            .unwrap_or_default()
+    );
+    let listed = jobs_api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::Read {
+            what: format!("Jobs of {}", backup.name_any()),
+            source,
+        })?;
+    let uid = backup.uid();
+    let recorded_failed = |name: &str| {
+        backup.status.as_ref().is_some_and(|s| {
+            s.steps.iter().any(|step| {
+                step.job_name.as_deref() == Some(name) && step.phase == crate::api::StepPhase::Failed
+            })
+        })
+    };
+    let mut observed = Vec::new();
+    for job in listed
+        .items
+        .iter()
+        .filter(|j| j.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
+    {
+        let mut seen = observe_job(job, None);
+        if let Some(ObservedJob {
+            state: JobState::Failed { .. },
+            name,
+            ..
+        }) = &seen
+            && !recorded_failed(name)
+        {
+            let message = pod_termination_message(&namespace, name, ctx).await?;
+            seen = observe_job(job, message);
+        }
+        observed.extend(seen);
+    }
+    Ok(observed)
+}
+
+async fn pod_termination_message(namespace: &str, job: &str, ctx: &Context) -> Result<Option<String>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let listed = pods
+        .list(&ListParams::default().labels(&format!("job-name={job}")))
+        .await
+        .map_err(|source| Error::Read {
+            what: format!("Pods of Job {job}"),
+            source,
+        })?;
+    Ok(jobs::termination_message(&listed.items))
+}
+
+async fn carry_out(
+    effect: &Effect,
+    backup: &ClusterBackup,
+    status: &ClusterBackupStatus,
+    cluster: Option<&CamundaCluster>,
+    jobs: &[ObservedJob],
+    ctx: &Context,
+) -> Result<(), Error> {
+    let namespace = backup.namespace().unwrap_or_default();
+    match effect {
+        Effect::AllocateId { id, uses_refund } => {
+            let cluster = cluster.ok_or(Error::MissingObjectKey("cluster"))?;
+            allocate_id(cluster, backup, *id, *uses_refund, ctx).await
+        }
+        Effect::CreateJobs(components) => {
+            let target = status
+                .target
+                .as_ref()
+                .ok_or(Error::MissingObjectKey("status.target"))?;
+            let id = status
+                .backup_id
+                .ok_or(Error::MissingObjectKey("status.backupId"))?;
+            let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+            for component in components {
+                let job = build_job(backup, id, target, *component, &ctx.jobs).ok_or(Error::BuildJob {
+                    step: component.as_str(),
+                })?;
+                let name = job.name_any();
+                match api.create(&PostParams::default(), &job).await {
+                    Ok(_) => info!(job = %name, step = component.as_str(), "created step Job"),
+                    // Created before a crash or a lost status write: adopt it.
+                    Err(kube::Error::Api(s)) if s.code == 409 => {}
+                    Err(source) => return Err(Error::CreateJob { name, source }),
+                }
+            }
+            Ok(())
+        }
+        Effect::DeleteActiveJobs => {
+            let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+            for job in jobs.iter().filter(|j| j.state == JobState::Active) {
+                delete_job(&api, &job.name).await?;
+            }
+            Ok(())
+        }
+        Effect::PauseExporting { .. } => {
+            let exporting = exporting_client(status.target.as_ref(), ctx).map_err(Error::PauseExporting)?;
+            let mode = exporting.pause().await.map_err(Error::PauseExporting)?;
+            info!(%mode, "paused exporting");
+            Ok(())
+        }
+        Effect::ResumeExporting => {
+            let exporting = exporting_client(status.target.as_ref(), ctx).map_err(Error::ResumeExporting)?;
+            exporting.resume().await.map_err(Error::ResumeExporting)?;
+            info!("resumed exporting");
+            Ok(())
+        }
+    }
+}
+
+async fn delete_job(api: &Api<Job>, name: &str) -> Result<(), Error> {
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(Error::DeleteJob {
+            name: name.to_string(),
+            source,
+        }),
+    }
+}
+
+fn exporting_client(
+    target: Option<&BackupTarget>,
+    ctx: &Context,
+) -> Result<Exporting, crate::camunda::ApiError> {
+    let config = |message: &str| crate::camunda::ApiError::Config {
+        message: message.into(),
+    };
+    let target = target.ok_or_else(|| config("the backup has no recorded target"))?;
+    let version: CamundaVersion = target
+        .version
+        .parse()
+        .map_err(|e: crate::api::version::ParseVersionError| config(&e.to_string()))?;
+    let url = jobs::exporting_url(target).ok_or_else(|| config("the target has no Zeebe management URL"))?;
+    Exporting::new(&url, version, ctx.camunda.clone())
+}
+
+/// Advances the cluster's last backup ID, takes its lock and updates its rate-limit state, in one write
+/// that fails if anyone changed the cluster since it was read (so two backups can never get one ID or
+/// run at once).
+async fn allocate_id(
+    cluster: &CamundaCluster,
+    backup: &ClusterBackup,
+    id: i64,
+    uses_refund: bool,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let status = cluster.status.clone().unwrap_or_default();
+    // Starting inside the interval uses the oldest refund; starting outside it opens a new interval in
+    // which earlier deletions no longer count.
+    let refunds = if uses_refund {
+        status.refunds.iter().skip(1).cloned().collect()
+    } else {
+        Vec::new()
+    };
+    let patch = json!({
+        "metadata": { "resourceVersion": cluster.resource_version() },
+        "status": {
+            "lastBackupId": id,
+            "lastBackupStart": Utc::now(),
+            "activeBackup": backup.name_any(),
+            "refunds": refunds,
+        }
+    });
+    let api: Api<CamundaCluster> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    api.patch_status(
+        &cluster.name_any(),
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        },
+        &Patch::Merge(patch),
+    )
+    .await
+    .map(drop)
+    .map_err(|source| Error::AllocateId {
+        id,
+        cluster: cluster.name_any(),
+        source,
+    })
+}
+
+/// Frees the cluster's lock if this backup still holds it. Best effort: a stale lock held by a finished
+/// backup does not block the next one (see `limits::turn`).
+async fn release_cluster_lock(backup: &ClusterBackup, ctx: &Context) {
+    let Some(target) = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.target.as_ref())
+        .map(|t| t.cluster.clone())
+        .or_else(|| Some(backup.spec.cluster_ref.name.clone()))
+    else {
+        return;
+    };
+    let api: Api<CamundaCluster> =
+        Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
+    let Ok(Some(cluster)) = api.get_opt(&target).await else {
+        return;
+    };
+    if cluster.status.as_ref().and_then(|s| s.active_backup.as_deref()) != Some(backup.name_any().as_str()) {
+        return;
+    }
+    let patch = json!({ "metadata": { "resourceVersion": cluster.resource_version() }, "status": { "activeBackup": null } });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    if let Err(error) = api.patch_status(&target, &params, &Patch::Merge(patch)).await {
+        warn!(%error, cluster = %target, "cannot release the cluster's backup lock; the next backup ignores it");
+    }
+}
+
+/// Deletes the backup's data in every component before the object goes: stops a running backup
+/// (no new step, Jobs deleted, exporting resumed), then deletes what every started step may have
+/// written. Works without the `CamundaCluster` (it uses the recorded target) and in a terminating
+/// namespace (no Jobs, only direct calls). Gives up after `deletionTimeout` with a Warning.
+async fn cleanup(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error> {
+    let now = Utc::now();
+    let mut status = backup.status.clone().unwrap_or_default();
+    let mut progress = status.deletion.clone().unwrap_or(DeletionStatus {
+        started_at: Some(now),
+        ..DeletionStatus::default()
+    });
+    let started = progress.started_at.unwrap_or(now);
+    status.phase = Some(BackupPhase::Deleting);
+
+    let jobs = observe_jobs(backup, ctx).await?;
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
+    for job in jobs.iter().filter(|j| j.state == JobState::Active) {
+        delete_job(&jobs_api, &job.name).await?;
+    }
+
+    let mut pending = Vec::new();
+    if let (Some(target), Some(id)) = (status.target.clone(), status.backup_id) {
+        if let Some(exporting) = status.exporting.as_mut().filter(|e| e.needs_resume()) {
+            match exporting_client(Some(&target), ctx) {
+                Ok(client) => match client.resume().await {
+                    Ok(()) => {
+                        exporting.state = ExportingState::Resumed;
+                        exporting.resumed_at = Some(now);
+                        ctx.publish(
+                            backup,
+                            false,
+                            "ExportingResumed",
+                            "exporting resumed: the running backup was deleted".into(),
+                        )
+                        .await;
+                    }
+                    Err(e) => pending.push(format!("exporting: {e}")),
+                },
+                Err(e) => pending.push(format!("exporting: {e}")),
+            }
+        }
+        status.deletion = Some(progress.clone());
+        for component in deletion::data_components(&status) {
+            match delete_component_data(backup, &target, component, id, ctx).await {
+                Ok(()) => progress.deleted.push(component.as_str().to_string()),
+                Err(message) => pending.push(format!("{}: {message}", component.as_str())),
+            }
+        }
+    }
+    progress.attempts = progress.attempts.saturating_add(1);
+    progress.pending = pending.clone();
+    let attempts = progress.attempts;
+    status.deletion = Some(progress);
+
+    let timeout = status
+        .target
+        .as_ref()
+        .and_then(|t| t.backup.deletion_timeout.to_std().ok())
+        .unwrap_or(std::time::Duration::from_secs(600));
+    match deletion::verdict(&pending, attempts, started, timeout, now) {
+        Verdict::Done => {
+            if status.backup_id.is_some() {
+                ctx.publish(
+                    backup,
+                    false,
+                    "DataDeleted",
+                    "the backup's data is deleted from every component".into(),
+                )
+                .await;
+            }
+            record_refund(backup, ctx).await?;
+            Ok(Action::await_change())
+        }
+        Verdict::Retry { after } => {
+            apply_status(backup, json!(status), ctx).await?;
+            Err(Error::DeletionIncomplete {
+                pending: pending.join("; "),
+                retry_in: after,
+            })
+        }
+        Verdict::GiveUp { left } => {
+            let message = format!(
+                "released after deletionTimeout ({}) without deleting: {}",
+                humantime::format_duration(timeout),
+                left.join("; ")
+            );
+            set_condition(
+                &mut status.conditions,
+                Condition {
+                    type_: conditions::DELETION_BLOCKED.into(),
+                    status: ConditionStatus::True,
+                    reason: "DeletionTimedOut".into(),
+                    message: message.clone(),
+                    last_transition_time: now,
+                    observed_generation: backup.metadata.generation,
+                },
+            );
+            // Best effort: the object is about to go; the Event is what stays.
+            let _ = apply_status(backup, json!(status), ctx).await;
+            ctx.publish(backup, true, "DeletionAbandoned", message).await;
+            ctx.metrics
+                .deletion_failures
+                .get_or_create(&cluster_labels(backup))
+                .inc();
+            record_refund(backup, ctx).await?;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+fn cluster_labels(backup: &ClusterBackup) -> ClusterLabels {
+    let cluster = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.target.as_ref())
+        .map(|t| t.cluster.clone());
+    ClusterLabels {
+        namespace: backup.namespace().unwrap_or_default(),
+        cluster: cluster.unwrap_or_else(|| backup.spec.cluster_ref.name.clone()),
+    }
+}
+
+/// A user who deletes a completed or failed backup may take one backup at once: record it in the
+/// cluster's status before the object goes (keyed by UID, so a retried cleanup never counts twice).
+async fn record_refund(backup: &ClusterBackup, ctx: &Context) -> Result<(), Error> {
+    let status = backup.status.clone().unwrap_or_default();
+    let ran_to_end = status.backup_id.is_some() && status.completion_time.is_some();
+    let by_operator = backup.annotations().contains_key(annotations::DELETED_BY);
+    let labels = cluster_labels(backup);
+    let clusters: Api<CamundaCluster> = Api::namespaced(ctx.client.clone(), &labels.namespace);
+    let Some(cluster) = get_opt(&clusters, &labels.cluster).await? else {
+        return Ok(());
+    };
+    let cluster_deleting = cluster.metadata.deletion_timestamp.is_some();
+    let uid = backup.uid().unwrap_or_default();
+    let mut refunds = cluster.status.clone().unwrap_or_default().refunds;
+    if !deletion_refunds(ran_to_end, by_operator, cluster_deleting) || refunds.iter().any(|r| r.uid == uid) {
+        return Ok(());
+    }
+    refunds.push(Refund {
+        backup: backup.name_any(),
+        uid,
+        deleted_at: Utc::now(),
+    });
+    let patch = json!({
+        "metadata": { "resourceVersion": cluster.resource_version() },
+        "status": { "refunds": refunds }
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    clusters
+        .patch_status(&labels.cluster, &params, &Patch::Merge(patch))
+        .await
+        .map(drop)
+        .map_err(|source| Error::UpdateCluster {
+            cluster: labels.cluster.clone(),
+            source,
+        })?;
+    info!(cluster = %labels.cluster, "a user deleted a finished backup: one backup may start at once");
+    Ok(())
+}
+
+/// Deletes one component's backup; "not found" counts as deleted.
+async fn delete_component_data(
+    backup: &ClusterBackup,
+    target: &BackupTarget,
+    component: Component,
+    id: i64,
+    ctx: &Context,
+) -> Result<(), String> {
+    let version: CamundaVersion = target
+        .version
+        .parse()
+        .map_err(|e: crate::api::version::ParseVersionError| e.to_string())?;
+    let base_url = jobs::component_url(target, component).ok_or("no endpoint recorded for this component")?;
+    let records = if component == Component::Records {
+        let search = &target.elasticsearch;
+        Some(RecordsTarget {
+            repository: search.snapshot_repository.clone(),
+            index_prefix: search.index_prefix.clone(),
+            flavor: match search.flavor {
+                SearchFlavor::Elasticsearch => ClientFlavor::Elasticsearch,
+                SearchFlavor::OpenSearch => ClientFlavor::Opensearch,
+            },
+            credentials: search_credentials(backup, search.credentials.as_ref(), ctx).await?,
+        })
+    } else {
+        None
+    };
+    let client = BackupClient::new(
+        &ComponentTarget {
+            component,
+            version,
+            base_url,
+            records,
+        },
+        ctx.camunda.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let id = u64::try_from(id).map_err(|_| format!("backup ID {id} is not positive"))?;
+    client.delete(id).await.map(drop).map_err(|e| e.to_string())
+}
+
+/// Reads the search credentials from the Secrets the cluster named; their values never leave memory.
+async fn search_credentials(
+    backup: &ClusterBackup,
+    refs: Option<&crate::api::SearchCredentials>,
+    ctx: &Context,
+) -> Result<Option<SearchCredentials>, String> {
+    let Some(refs) = refs else { return Ok(None) };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
+    let read = |key: &SecretKeyRef| {
+        let secrets = secrets.clone();
+        let key = key.clone();
+        async move {
+            let secret = secrets
+                .get_opt(&key.name)
+                .await
+                .map_err(|e| format!("reading Secret {}: {e}", key.name))?;
+            let bytes = secret
+                .and_then(|s| s.data)
+                .and_then(|mut data| data.remove(&key.key))
+                .ok_or_else(|| format!("Secret {} has no key {}", key.name, key.key))?;
+            String::from_utf8(bytes.0)
+                .map_err(|_| format!("Secret {} key {} is not UTF-8", key.name, key.key))
+        }
+    };
+    match (&refs.username, &refs.password, &refs.api_key) {
+        (_, _, Some(api_key)) => Ok(Some(SearchCredentials::ApiKey(read(api_key).await?))),
+        (Some(user), Some(password), None) => Ok(Some(SearchCredentials::Basic {
+            username: read(user).await?,
+            password: read(password).await?,
+        })),
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,482 @@
+//! The controllers: wiring, shared context, errors and the error policy. Each kind's reconciler lives
+//! in its own module and stays thin: fetch → decide (pure) → act → record.
+
+mod backup_schedule;
+mod camunda_cluster;
+mod cluster_backup;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        Controller,
+        controller::Action,
+        events::{Event as KubeEvent, EventType, Recorder, Reporter},
+        finalizer,
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use serde::de::DeserializeOwned;
+use tracing::{info, warn};
+
+use crate::{
+    api::{CamundaCluster, ClusterBackup},
+    camunda::{ApiError, ClientOptions},
+    k8s::jobs::JobSettings,
+    ops::http::{self, Health},
+    ops::leadership::{self, LeaderArgs},
+    ops::metrics::{ErrorLabels, Metrics, StateView},
+};
+
+/// How the operator runs (the `run` subcommand, which is also the default).
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces the operator may read).
+    #[arg(long, env = "C8B_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Image of the snapshot step Jobs (the operator's own image).
+    #[arg(
+        long,
+        env = "C8B_STEP_IMAGE",
+        default_value = "camunda-backup-operator:latest"
+    )]
+    pub step_image: String,
+    /// Pull policy of the step Jobs' image.
+    #[arg(long, env = "C8B_STEP_IMAGE_PULL_POLICY")]
+    pub step_image_pull_policy: Option<String>,
+    /// Pod retries of one step Job before the step fails (the step itself also retries transient errors).
+    #[arg(long, env = "C8B_STEP_BACKOFF_LIMIT", default_value_t = crate::k8s::jobs::DEFAULT_BACKOFF_LIMIT)]
+    pub step_backoff_limit: i32,
+    /// Timeout of one request to a Camunda component from the operator (pause, resume, delete).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub camunda_request_timeout: Duration,
+    /// Reconciles that run at once, per kind. Bounds the work (and the memory) of a start-up with
+    /// thousands of objects; one object is never reconciled twice at once.
+    #[arg(long, env = "C8B_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Address of `/livez`, `/readyz` and `/metrics`.
+    #[arg(long, env = "C8B_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
+    #[command(flatten)]
+    pub leader: LeaderArgs,
+}
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("connecting to Kubernetes: {0}")]
+    Connect(#[source] kube::Error),
+    #[error("the CRDs are not installed or not readable (kubectl apply -f crds/): {0}")]
+    MissingCrds(#[source] kube::Error),
+    #[error("serving HTTP on {addr}: {source}")]
+    Http {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("leader election: {0}")]
+    LeaderElection(#[source] kube_lease_manager::LeaseManagerError),
+    #[error("lost the lease; exiting so that the new leader acts alone")]
+    LostLease,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub jobs: JobSettings,
+    pub camunda: ClientOptions,
+    pub backups: Store<ClusterBackup>,
+    pub clusters: Store<CamundaCluster>,
+    pub metrics: Arc<Metrics>,
+    /// Settings every controller runs with.
+    pub controller_config: kube::runtime::controller::Config,
+    /// Consecutive failures per object (`kind/namespace/name`), for the error policy's backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+/// Failures of a reconcile, named for the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("recording the status of {name}: {source}")]
+    RecordStatus {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("allocating backup ID {id} on cluster {cluster}: {source}")]
+    AllocateId {
+        id: i64,
+        cluster: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("updating cluster {cluster}: {source}")]
+    UpdateCluster {
+        cluster: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("creating Job {name}: {source}")]
+    CreateJob {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deleting Job {name}: {source}")]
+    DeleteJob {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot build the Job of step {step}: the backup's target has no endpoint or a bad stepTimeout")]
+    BuildJob { step: &'static str },
+    #[error("pausing exporting: {0}")]
+    PauseExporting(#[source] ApiError),
+    #[error("resuming exporting: {0}")]
+    ResumeExporting(#[source] ApiError),
+    #[error("the backup's data is not deleted yet: {pending}")]
+    DeletionIncomplete { pending: String, retry_in: Duration },
+    #[error("creating ClusterBackup {name} for a schedule slot: {source}")]
+    CreateBackup {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deleting ClusterBackup {name} beyond the schedule's history limit: {source}")]
+    TrimBackup {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the object has no {0}")]
+    MissingObjectKey(&'static str),
+    #[error(transparent)]
+    Finalizer(Box<finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A bounded label for Events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Read { .. } => "ReadFailed",
+            Error::RecordStatus { .. } => "RecordStatusFailed",
+            Error::AllocateId { .. } => "AllocateIdFailed",
+            Error::UpdateCluster { .. } => "UpdateClusterFailed",
+            Error::CreateJob { .. } => "CreateJobFailed",
+            Error::DeleteJob { .. } => "DeleteJobFailed",
+            Error::BuildJob { .. } => "BuildJobFailed",
+            Error::PauseExporting(_) => "PauseExportingFailed",
+            Error::ResumeExporting(_) => "ResumeExportingFailed",
+            Error::DeletionIncomplete { .. } => "DeletionIncomplete",
+            Error::CreateBackup { .. } => "CreateBackupFailed",
+            Error::TrimBackup { .. } => "TrimBackupFailed",
+            Error::MissingObjectKey(_) => "MissingObjectKey",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.reason(),
+                _ => "FinalizerFailed",
+            },
+        }
+    }
+
+    fn deletion_retry(&self) -> Option<Duration> {
+        match self {
+            Error::DeletionIncomplete { retry_in, .. } => Some(*retry_in),
+            Error::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::CleanupFailed(e) => e.deletion_retry(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// A conflict means someone wrote the object since we read it: look again at once.
+    fn is_conflict(&self) -> bool {
+        let kube_error = match self {
+            Error::AllocateId { source, .. }
+            | Error::UpdateCluster { source, .. }
+            | Error::RecordStatus { source, .. } => Some(source),
+            Error::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
+                    return e.is_conflict();
+                }
+                // Finalizers are added and removed by a JSON patch whose `test` operation fails (422)
+                // when the cached object is older than the server's: a conflict by another name.
+                finalizer::Error::AddFinalizer(kube::Error::Api(status))
+                | finalizer::Error::RemoveFinalizer(kube::Error::Api(status)) => {
+                    return status.code == 422 || status.code == 409;
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        matches!(kube_error, Some(kube::Error::Api(status)) if status.code == 409)
+    }
+}
+
+/// First retry delay after a failed reconcile; doubled per consecutive failure up to [`MAX_BACKOFF`].
+const INITIAL_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Retries with exponential backoff per object, so a component that is down is not hammered and a
+/// broken object never becomes a hot loop; a write conflict is retried at once. Shared by every
+/// controller.
+fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    if error.is_conflict() {
+        return Action::requeue(Duration::from_millis(200));
+    }
+    // Deleting data follows its own schedule, bounded by the backup's deletion deadline.
+    if let Some(retry_in) = error.deletion_retry() {
+        return Action::requeue(retry_in);
+    }
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            kind: K::kind(&()).to_string(),
+            reason: error.reason().to_string(),
+        })
+        .inc();
+    let key = failure_key(object.as_ref());
+    let attempt = {
+        let mut failures = ctx
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = failures.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    };
+    let delay = INITIAL_BACKOFF
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
+        .min(MAX_BACKOFF);
+    warn!(kind = %K::kind(&()), name = %object.name_any(), namespace = object.namespace().unwrap_or_default(),
+        reason = error.reason(), attempt, retry_in = ?delay, "reconcile failed: {error}");
+    Action::requeue(delay)
+}
+
+fn failure_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
+impl Context {
+    /// Forgets an object's failures after a successful reconcile, so its next failure backs off from
+    /// the start.
+    fn succeeded<K: Resource<DynamicType = ()>>(&self, object: &K) {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        failures.remove(&failure_key(object));
+    }
+
+    /// Publishes an Event; failing to publish one never fails a reconcile (a terminating namespace
+    /// refuses new Events, for one).
+    async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let event = KubeEvent {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            // The recorder folds Events with the same reason and action into one series and keeps only
+            // the first note; the note as the action keeps "started records" apart from "started zeebe".
+            action: note.chars().take(128).collect(),
+            note: Some(note),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            warn!(reason, %error, "cannot publish an Event");
+        }
+    }
+}
+
+fn namespaced_or_all<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controllers until SIGTERM or SIGINT (with leader election: once this replica holds the
+/// lease, and until it loses it).
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Connect)?;
+    let namespace = args.namespace.as_deref();
+    let backups: Api<ClusterBackup> = namespaced_or_all(&client, namespace);
+    // Fail early with a clear message when the CRDs are missing, instead of retrying watches forever.
+    backups
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        .map_err(RunError::MissingCrds)?;
+
+    let backup_controller = Controller::new(backups, watcher::Config::default().any_semantic());
+    let clusters: Api<CamundaCluster> = namespaced_or_all(&client, namespace);
+    let cluster_controller = Controller::new(clusters, watcher::Config::default().any_semantic());
+    let metrics = Arc::new(Metrics::default());
+    let context = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), Reporter::from("camunda-backup-operator")),
+        jobs: JobSettings {
+            image: args.step_image.clone(),
+            image_pull_policy: args.step_image_pull_policy.clone(),
+            resources: None,
+            backoff_limit: args.step_backoff_limit,
+            log_args: Vec::new(),
+        },
+        camunda: ClientOptions {
+            request_timeout: args.camunda_request_timeout,
+            ..ClientOptions::default()
+        },
+        backups: backup_controller.store(),
+        clusters: cluster_controller.store(),
+        metrics: metrics.clone(),
+        controller_config: kube::runtime::controller::Config::default().concurrency(args.concurrency.max(1)),
+        failures: Mutex::new(HashMap::new()),
+    });
+
+    let health = Arc::new(Health::default());
+    let state = StateView {
+        backups: context.backups.clone(),
+        clusters: context.clusters.clone(),
+    };
+    let addr = args.http_addr;
+    let server = http::serve(addr, health.clone(), metrics, state)
+        .await
+        .map_err(|source| RunError::Http { addr, source })?;
+    tokio::spawn(async move {
+        if let Err(error) = server.await {
+            warn!(%error, "the HTTP server stopped");
+        }
+    });
+
+    let mut leadership = None;
+    if args.leader.leader_elect {
+        health.set_ready(true);
+        leadership = Some(
+            leadership::acquire(client.clone(), &args.leader)
+                .await
+                .map_err(RunError::LeaderElection)?,
+        );
+        health.set_ready(false);
+    }
+    let (backup_store, cluster_store) = (context.backups.clone(), context.clusters.clone());
+    tokio::spawn(async move {
+        // A store's readiness wakes only its most recent waiter (the controller's own runner polls it
+        // too), so poll again every few hundred milliseconds; once ready, the answer is memoised.
+        let poll = Duration::from_millis(250);
+        loop {
+            let backups = tokio::time::timeout(poll, backup_store.wait_until_ready()).await;
+            let clusters = tokio::time::timeout(poll, cluster_store.wait_until_ready()).await;
+            match (backups, clusters) {
+                (Ok(Ok(())), Ok(Ok(()))) => break health.set_ready(true),
+                (Ok(Err(_)), _) | (_, Ok(Err(_))) => break,
+                _ => {}
+            }
+        }
+    });
+    info!(
+        namespace = namespace.unwrap_or("<all>"),
+        "starting the controllers"
+    );
+    let controllers = async {
+        tokio::join!(
+            cluster_backup::run(backup_controller, context.clone(), namespace),
+            camunda_cluster::run(cluster_controller, context.clone(), namespace),
+            backup_schedule::run(context.clone(), namespace),
+        );
+    };
+    match leadership.as_mut() {
+        None => controllers.await,
+        Some(leadership) => tokio::select! {
+            () = controllers => {}
+            () = leadership.lost() => return Err(RunError::LostLease),
+        },
+    }
+    Ok(())
+}
+
+/// Drives one controller's stream to its end (shutdown), logging what is not a reconcile failure
+/// (those are logged by the error policy).
+async fn drain<K, S>(kind: &'static str, results: S)
+where
+    K: Resource,
+    S: futures::Stream<
+            Item = Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<Error, watcher::Error>>,
+        >,
+{
+    results
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(kind, name = %object.name, "reconciled"),
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(error) => warn!(kind, %error, "controller event"),
+            }
+        })
+        .await;
+}
+
+/// Writes an object's status by server-side apply under the operator's one field manager. Every field
+/// the operator owns is in `status`; a field it owns and leaves out is removed.
+async fn apply_status<K>(object: &K, status: serde_json::Value, ctx: &Context) -> Result<(), Error>
+where
+    K: Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let patch =
+        serde_json::json!({ "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(crate::api::FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map(drop)
+    .map_err(|source| Error::RecordStatus {
+        name: format!("{} {}", K::kind(&()), object.name_any()),
+        source,
+    })
+}
+
+/// Reads an object, `None` when it does not exist.
+async fn get_opt<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Error>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug + Resource<DynamicType = ()>,
+{
+    api.get_opt(name).await.map_err(|source| Error::Read {
+        what: format!("{} {name}", K::kind(&())),
+        source,
+    })
+}

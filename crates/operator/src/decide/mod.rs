@@ -1,0 +1,8 @@
+//! The decision core: every choice the controllers make, as pure functions of what was observed and
+//! of `now`, which the shell reads once per reconcile. Nothing here holds a client, reads the clock or
+//! awaits, so every rule is table-tested.
+
+pub mod deletion;
+pub mod limits;
+pub mod plan;
+pub mod schedule;

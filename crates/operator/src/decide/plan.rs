@@ -1,0 +1,586 @@
+//! The next move of one `ClusterBackup`, as a pure function (no client, `now` as a parameter).
+//!
+//! The reconciler observes the backup, its cluster, its Jobs and its turn, calls [`plan`], carries out
+//! the returned effects in order, and only then records the returned status. Every effect is
+//! idempotent, and every effect that must never be forgotten (a pause of exporting) is recorded as an
+//! intent before it is made, so a crash between any two lines loses nothing and repeats nothing harmful.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    api::duration::format_short,
+    api::version::{CamundaVersion, VersionFamily},
+    api::{
+        BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Condition,
+        ConditionStatus, ExportingState, ExportingStatus, StepPhase, StepStatus, set_condition,
+    },
+    camunda::Component,
+    decide::limits::Turn,
+};
+
+/// One stage of the documented procedure; the snapshots of one stage run in parallel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stage {
+    PauseExporting,
+    Snapshots(Vec<Component>),
+    ResumeExporting,
+}
+
+/// The documented order of a version family (`camunda-backup-api.md` §6).
+pub fn procedure(version: CamundaVersion, has_optimize: bool) -> Vec<Stage> {
+    let optimize = has_optimize.then_some(Component::Optimize);
+    match version.family() {
+        VersionFamily::Separate => vec![
+            Stage::Snapshots(
+                [Some(Component::Operate), Some(Component::Tasklist), optimize]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            ),
+            Stage::PauseExporting,
+            Stage::Snapshots(vec![Component::Records]),
+            Stage::Snapshots(vec![Component::Zeebe]),
+            Stage::ResumeExporting,
+        ],
+        VersionFamily::Orchestration => vec![
+            Stage::PauseExporting,
+            Stage::Snapshots(
+                [Some(Component::WebApps), optimize]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            ),
+            Stage::Snapshots(vec![Component::Records]),
+            Stage::Snapshots(vec![Component::Zeebe]),
+            Stage::ResumeExporting,
+        ],
+    }
+}
+
+/// Every component a version family can snapshot, in display order; the ones a cluster lacks show as
+/// `Skipped`.
+fn all_steps(version: CamundaVersion) -> &'static [Component] {
+    match version.family() {
+        VersionFamily::Separate => &[
+            Component::Operate,
+            Component::Tasklist,
+            Component::Optimize,
+            Component::Records,
+            Component::Zeebe,
+        ],
+        VersionFamily::Orchestration => &[
+            Component::WebApps,
+            Component::Optimize,
+            Component::Records,
+            Component::Zeebe,
+        ],
+    }
+}
+
+/// What the reconciler saw of one step's Job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedJob {
+    pub component: Component,
+    pub name: String,
+    pub state: JobState,
+    /// Pods the Job ran.
+    pub attempts: u32,
+    pub finished: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobState {
+    Active,
+    Succeeded,
+    /// The reason from the Pod's termination message, or the Job's own condition message.
+    Failed {
+        message: String,
+    },
+}
+
+/// The backup's cluster as the reconciler found it.
+#[derive(Clone, Debug)]
+pub enum ClusterView<'a> {
+    Missing,
+    Invalid(String),
+    Ready {
+        cluster: &'a CamundaCluster,
+        version: CamundaVersion,
+    },
+}
+
+/// Everything [`plan`] decides from.
+pub struct Observed<'a> {
+    pub backup: &'a ClusterBackup,
+    pub cluster: ClusterView<'a>,
+    pub jobs: &'a [ObservedJob],
+    /// Admission by the cluster's limits; only consulted for a backup that has not started.
+    pub turn: Turn,
+    pub now: DateTime<Utc>,
+}
+
+/// A side effect the reconciler carries out before it records the planned status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Advance the cluster's last backup ID (and its rate-limit state) to `id`.
+    AllocateId {
+        id: i64,
+        uses_refund: bool,
+    },
+    PauseExporting {
+        soft: bool,
+    },
+    CreateJobs(Vec<Component>),
+    DeleteActiveJobs,
+    ResumeExporting,
+}
+
+/// An Event to publish after the status is recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub effects: Vec<Effect>,
+    pub status: ClusterBackupStatus,
+    pub notes: Vec<Note>,
+    /// When to look again even if nothing changes (a deadline); `None`: wait for a watch event.
+    pub requeue: Option<Duration>,
+}
+
+/// Condition types of a `ClusterBackup`.
+pub mod conditions {
+    pub const READY: &str = "Ready";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const SPEC_CHANGED: &str = "SpecChanged";
+    pub const DELETION_BLOCKED: &str = "DeletionBlocked";
+}
+
+/// How long past `stepTimeout` the planner waits for the Job controller to report a deadline before it
+/// fails the step itself.
+pub const STEP_DEADLINE_GRACE: Duration = Duration::from_secs(60);
+
+/// How often a waiting backup looks again although no watch event arrived (a safety net only: cluster
+/// and Job events wake it up first).
+pub const WAITING_RECHECK: Duration = Duration::from_secs(300);
+
+struct Planner<'a> {
+    observed: &'a Observed<'a>,
+    status: ClusterBackupStatus,
+    effects: Vec<Effect>,
+    notes: Vec<Note>,
+    requeue: Option<Duration>,
+}
+
+pub fn plan(observed: &Observed<'_>) -> Plan {
+    let backup = observed.backup;
+    let mut status = backup.status.clone().unwrap_or_default();
+    status.observed_generation = backup.metadata.generation;
+    let mut planner = Planner {
+        observed,
+        status,
+        effects: Vec::new(),
+        notes: Vec::new(),
+        requeue: None,
+    };
+    planner.note_spec_change();
+    match planner.status.phase {
+        // A finished backup whose pause could not be resumed yet keeps trying: exporting is resumed on
+        // every path, also when Zeebe was unreachable at the moment the backup failed.
+        Some(phase) if phase.is_terminal() => {
+            planner.resume();
+        }
+        Some(BackupPhase::Deleting) => {}
+        _ if planner.status.backup_id.is_none() => planner.admit(),
+        _ => planner.advance(),
+    }
+    Plan {
+        effects: planner.effects,
+        status: planner.status,
+        notes: planner.notes,
+        requeue: planner.requeue,
+    }
+}
+
+impl Planner<'_> {
+    fn condition(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: String) -> bool {
+        set_condition(
+            &mut self.status.conditions,
+            Condition {
+                type_: type_.into(),
+                status,
+                reason: reason.into(),
+                message,
+                last_transition_time: self.observed.now,
+                observed_generation: self.observed.backup.metadata.generation,
+            },
+        )
+    }
+
+    fn note(&mut self, warning: bool, reason: &'static str, message: String) {
+        self.notes.push(Note {
+            warning,
+            reason,
+            message,
+        });
+    }
+
+    /// The spec is immutable; on servers that do not enforce the CEL rule, the backup keeps acting on
+    /// the cluster it started for and says so.
+    fn note_spec_change(&mut self) {
+        let Some(target) = &self.status.target else { return };
+        let wanted = &self.observed.backup.spec.cluster_ref.name;
+        if *wanted != target.cluster {
+            let message = format!(
+                "spec.clusterRef changed from {} to {wanted} after the backup started; the spec is immutable and the backup continues for {}",
+                target.cluster, target.cluster
+            );
+            if self.condition(
+                conditions::SPEC_CHANGED,
+                ConditionStatus::True,
+                "SpecImmutable",
+                message.clone(),
+            ) {
+                self.note(true, "SpecChanged", message);
+            }
+        }
+    }
+
+    /// Sets the phase and its reason; publishes an Event only when either changed.
+    fn set_phase(&mut self, phase: BackupPhase, reason: &'static str, message: String, warning: bool) {
+        let changed = self.status.phase != Some(phase) || self.status.reason.as_deref() != Some(reason);
+        self.status.phase = Some(phase);
+        self.status.reason = Some(reason.to_string());
+        let (ready, progressing) = match phase {
+            BackupPhase::Completed => (ConditionStatus::True, ConditionStatus::False),
+            BackupPhase::Running => (ConditionStatus::False, ConditionStatus::True),
+            _ => (ConditionStatus::False, ConditionStatus::False),
+        };
+        self.condition(conditions::READY, ready, reason, message.clone());
+        self.condition(conditions::PROGRESSING, progressing, reason, message.clone());
+        if changed {
+            self.note(warning, reason, message);
+        }
+    }
+
+    /// A backup that has not started: wait, refuse, or allocate its ID and start.
+    fn admit(&mut self) {
+        let (cluster, version) = match &self.observed.cluster {
+            ClusterView::Missing => {
+                let name = &self.observed.backup.spec.cluster_ref.name;
+                let message = format!("CamundaCluster {name} does not exist in this namespace");
+                self.set_phase(BackupPhase::Pending, "ClusterNotFound", message, true);
+                return;
+            }
+            ClusterView::Invalid(problem) => {
+                let message = format!("the CamundaCluster is not valid: {problem}");
+                self.set_phase(BackupPhase::Pending, "ClusterInvalid", message, true);
+                return;
+            }
+            ClusterView::Ready { cluster, version } => (*cluster, *version),
+        };
+        match &self.observed.turn {
+            Turn::Wait { reason, message } => {
+                self.set_phase(BackupPhase::Pending, reason, message.clone(), false);
+                self.requeue = Some(WAITING_RECHECK);
+            }
+            Turn::Reject { next_allowed } => {
+                self.status.next_allowed_at = Some(*next_allowed);
+                self.status.completion_time = Some(self.observed.now);
+                let message = format!(
+                    "the cluster allows one backup per {}; the next backup is allowed at {}",
+                    cluster.spec.backup.min_interval,
+                    next_allowed.to_rfc3339()
+                );
+                self.set_phase(BackupPhase::Rejected, "RateLimited", message, true);
+            }
+            Turn::Start { uses_refund } => self.start(cluster, version, *uses_refund),
+        }
+    }
+
+    fn start(&mut self, cluster: &CamundaCluster, version: CamundaVersion, uses_refund: bool) {
+        let id = next_backup_id(
+            cluster.status.as_ref().and_then(|s| s.last_backup_id),
+            self.observed.now,
+        );
+        let spec = &cluster.spec;
+        self.effects.push(Effect::AllocateId { id, uses_refund });
+        self.status.backup_id = Some(id);
+        self.status.start_time = Some(self.observed.now);
+        self.status.target = Some(BackupTarget {
+            cluster: cluster.metadata.name.clone().unwrap_or_default(),
+            version: spec.version.clone(),
+            zeebe: spec.zeebe.clone(),
+            operate: spec.operate.clone(),
+            tasklist: spec.tasklist.clone(),
+            orchestration: spec.orchestration.clone(),
+            optimize: spec.optimize.clone(),
+            elasticsearch: spec.elasticsearch.clone(),
+            backup: spec.backup.clone(),
+        });
+        self.status.steps = all_steps(version)
+            .iter()
+            .map(|component| StepStatus {
+                name: component.as_str().to_string(),
+                phase: if *component == Component::Optimize && spec.optimize.is_none() {
+                    StepPhase::Skipped
+                } else {
+                    StepPhase::Pending
+                },
+                job_name: None,
+                start_time: None,
+                finish_time: None,
+                attempts: 0,
+                snapshot: None,
+                message: None,
+            })
+            .collect();
+        let message = format!(
+            "backup ID {id} allocated; snapshots of Camunda {} start",
+            spec.version
+        );
+        self.set_phase(BackupPhase::Running, "Started", message, false);
+        self.requeue = Some(Duration::ZERO);
+    }
+
+    /// A running backup: fold the Jobs into the steps, then take the next stage of the procedure.
+    fn advance(&mut self) {
+        let Some(target) = self.status.target.clone() else {
+            return self.fail(
+                "TargetMissing",
+                "the backup started without a recorded target".into(),
+            );
+        };
+        let (version, limits) = match (target.version.parse::<CamundaVersion>(), target.backup.resolve()) {
+            (Ok(version), Ok(limits)) => (version, limits),
+            (Err(e), _) => return self.fail("TargetInvalid", e.to_string()),
+            (_, Err(e)) => return self.fail("TargetInvalid", e.to_string()),
+        };
+        self.fold_jobs();
+        self.enforce_step_deadlines(limits.step_timeout, &target.backup.step_timeout.to_string());
+        if let Some(failed) = self.status.steps.iter().find(|s| s.phase == StepPhase::Failed) {
+            let message = format!(
+                "step {} failed: {}",
+                failed.name,
+                failed.message.as_deref().unwrap_or("no reason given")
+            );
+            return self.fail("StepFailed", message);
+        }
+        if let Some(exporting) = self.status.exporting.as_ref().filter(|e| e.needs_resume()) {
+            let deadline = exporting.paused_at
+                + chrono::Duration::from_std(limits.exporting_pause_timeout).unwrap_or(chrono::Duration::MAX);
+            if self.observed.now >= deadline {
+                let message = format!(
+                    "exporting stayed paused longer than exportingPauseTimeout ({}); exporting is resumed and the backup fails",
+                    target.backup.exporting_pause_timeout
+                );
+                return self.fail("ExportingPauseTimeout", message);
+            }
+            self.requeue = Some((deadline - self.observed.now).to_std().unwrap_or_default());
+        }
+        for stage in procedure(version, target.optimize.is_some()) {
+            let done = match stage {
+                Stage::PauseExporting => self.pause(version),
+                Stage::Snapshots(components) => self.snapshots(&components),
+                Stage::ResumeExporting => self.resume(),
+            };
+            if !done {
+                return;
+            }
+        }
+        self.finish(
+            BackupPhase::Completed,
+            "Completed",
+            "every component holds the backup".into(),
+        );
+    }
+
+    fn fold_jobs(&mut self) {
+        for job in self.observed.jobs {
+            let Some(step) = self
+                .status
+                .steps
+                .iter_mut()
+                .find(|s| s.name == job.component.as_str())
+            else {
+                continue;
+            };
+            // A finished step stays finished: a Job that vanished or was recreated never reruns it.
+            if matches!(
+                step.phase,
+                StepPhase::Succeeded | StepPhase::Failed | StepPhase::Skipped
+            ) {
+                continue;
+            }
+            step.job_name = Some(job.name.clone());
+            step.attempts = job.attempts;
+            match &job.state {
+                JobState::Active => step.phase = StepPhase::Running,
+                JobState::Succeeded => {
+                    step.phase = StepPhase::Succeeded;
+                    step.finish_time = job.finished.or(Some(self.observed.now));
+                    self.notes.push(Note {
+                        warning: false,
+                        reason: "StepSucceeded",
+                        message: format!("step {} succeeded", step.name),
+                    });
+                }
+                JobState::Failed { message } => {
+                    step.phase = StepPhase::Failed;
+                    step.finish_time = job.finished.or(Some(self.observed.now));
+                    step.message = Some(message.clone());
+                }
+            }
+        }
+    }
+
+    /// The Job's `activeDeadlineSeconds` normally ends a step that hangs; this is the second guard, for a
+    /// Job that was deleted or lost its deadline: a step running longer than `stepTimeout` (plus a
+    /// grace for the Job controller to report first) fails.
+    fn enforce_step_deadlines(&mut self, step_timeout: Duration, written: &str) {
+        let now = self.observed.now;
+        let limit =
+            chrono::Duration::from_std(step_timeout + STEP_DEADLINE_GRACE).unwrap_or(chrono::Duration::MAX);
+        let mut earliest: Option<Duration> = None;
+        for step in self
+            .status
+            .steps
+            .iter_mut()
+            .filter(|s| s.phase == StepPhase::Running)
+        {
+            let Some(deadline) = step.start_time.and_then(|start| start.checked_add_signed(limit)) else {
+                continue;
+            };
+            if now >= deadline {
+                step.phase = StepPhase::Failed;
+                step.finish_time = Some(now);
+                step.message = Some(format!("the step did not finish within stepTimeout ({written})"));
+            } else {
+                let left = (deadline - now).to_std().unwrap_or_default();
+                earliest = Some(earliest.map_or(left, |e| e.min(left)));
+            }
+        }
+        if let Some(left) = earliest {
+            self.requeue = Some(self.requeue.map_or(left, |r| r.min(left)));
+        }
+    }
+
+    /// Returns whether exporting is paused, so the procedure may go on.
+    fn pause(&mut self, version: CamundaVersion) -> bool {
+        let soft = version.supports_soft_pause();
+        match self.status.exporting.as_ref().map(|e| e.state) {
+            None => {
+                // Record the intent first: from here on, every path resumes exporting.
+                self.status.exporting = Some(ExportingStatus {
+                    state: ExportingState::Pausing,
+                    soft,
+                    paused_at: self.observed.now,
+                    resumed_at: None,
+                });
+                self.requeue = Some(Duration::ZERO);
+                false
+            }
+            Some(ExportingState::Pausing) => {
+                self.effects.push(Effect::PauseExporting { soft });
+                if let Some(exporting) = &mut self.status.exporting {
+                    exporting.state = ExportingState::Paused;
+                }
+                let kind = if soft { "soft-paused" } else { "paused" };
+                self.note(false, "ExportingPaused", format!("exporting {kind}"));
+                self.requeue = Some(Duration::ZERO);
+                false
+            }
+            Some(ExportingState::Paused | ExportingState::Resumed) => true,
+        }
+    }
+
+    /// Returns whether every snapshot of the stage succeeded.
+    fn snapshots(&mut self, components: &[Component]) -> bool {
+        let backup_name = self.observed.backup.metadata.name.clone().unwrap_or_default();
+        let mut to_create = Vec::new();
+        let mut all_succeeded = true;
+        for component in components {
+            let Some(step) = self
+                .status
+                .steps
+                .iter_mut()
+                .find(|s| s.name == component.as_str())
+            else {
+                continue;
+            };
+            match step.phase {
+                StepPhase::Succeeded | StepPhase::Skipped => {}
+                StepPhase::Pending => {
+                    step.phase = StepPhase::Running;
+                    step.job_name = Some(crate::k8s::jobs::job_name(&backup_name, *component));
+                    step.start_time = Some(self.observed.now);
+                    to_create.push(*component);
+                    all_succeeded = false;
+                }
+                StepPhase::Running | StepPhase::Failed => all_succeeded = false,
+            }
+        }
+        if !to_create.is_empty() {
+            let names: Vec<&str> = to_create.iter().map(Component::as_str).collect();
+            self.note(false, "StepStarted", format!("started {}", names.join(", ")));
+            self.effects.push(Effect::CreateJobs(to_create));
+        }
+        all_succeeded
+    }
+
+    fn resume(&mut self) -> bool {
+        if let Some(exporting) = self.status.exporting.as_mut().filter(|e| e.needs_resume()) {
+            exporting.state = ExportingState::Resumed;
+            exporting.resumed_at = Some(self.observed.now);
+            let paused_for = (self.observed.now - exporting.paused_at)
+                .to_std()
+                .unwrap_or_default();
+            self.effects.push(Effect::ResumeExporting);
+            self.note(
+                false,
+                "ExportingResumed",
+                format!("exporting resumed after {}", format_short(paused_for)),
+            );
+        }
+        true
+    }
+
+    fn fail(&mut self, reason: &'static str, message: String) {
+        if self.observed.jobs.iter().any(|j| j.state == JobState::Active) {
+            self.effects.push(Effect::DeleteActiveJobs);
+        }
+        self.resume();
+        for step in &mut self.status.steps {
+            if step.phase == StepPhase::Pending {
+                step.phase = StepPhase::Skipped;
+            }
+        }
+        self.finish(BackupPhase::Failed, reason, message);
+    }
+
+    fn finish(&mut self, phase: BackupPhase, reason: &'static str, message: String) {
+        let now = self.observed.now;
+        self.status.completion_time = Some(now);
+        if let Some(start) = self.status.start_time {
+            self.status.duration = Some(format_short((now - start).to_std().unwrap_or_default()));
+        }
+        self.requeue = None;
+        self.set_phase(phase, reason, message, phase == BackupPhase::Failed);
+    }
+}
+
+/// The backup ID of a new backup: greater than every ID the cluster used, and the Unix time in seconds
+/// when that is greater still (Camunda's recommendation, so IDs tell when a backup was taken).
+pub fn next_backup_id(last: Option<i64>, now: DateTime<Utc>) -> i64 {
+    last.map_or(1, |l| l.saturating_add(1)).max(now.timestamp())
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,601 @@
+//! Table tests of the backup planner: both version families, every failure path, restarts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::api::{
+    BackupLimits, CamundaClusterSpec, CamundaClusterStatus, ClusterBackupSpec, ClusterRef, ComponentEndpoint,
+    SearchFlavor, SearchSpec,
+};
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 2, 0, 0).unwrap() + chrono::Duration::seconds(seconds)
+}
+
+fn endpoint(url: &str) -> Option<ComponentEndpoint> {
+    Some(ComponentEndpoint { url: url.into() })
+}
+
+fn cluster(version: &str, optimize: bool) -> CamundaCluster {
+    let separate = version.parse::<CamundaVersion>().unwrap().family() == VersionFamily::Separate;
+    let mut cluster = CamundaCluster::new(
+        "c1",
+        CamundaClusterSpec {
+            version: version.into(),
+            zeebe: if separate {
+                endpoint("http://zeebe:9600")
+            } else {
+                None
+            },
+            operate: if separate {
+                endpoint("http://operate:9600")
+            } else {
+                None
+            },
+            tasklist: if separate {
+                endpoint("http://tasklist:9600")
+            } else {
+                None
+            },
+            orchestration: if separate {
+                None
+            } else {
+                endpoint("http://camunda:9600")
+            },
+            optimize: if optimize {
+                endpoint("http://optimize:8092")
+            } else {
+                None
+            },
+            elasticsearch: SearchSpec {
+                url: "http://es:9200".into(),
+                flavor: SearchFlavor::Elasticsearch,
+                snapshot_repository: "backups".into(),
+                index_prefix: "zeebe-record".into(),
+                credentials: None,
+            },
+            backup: BackupLimits::default(),
+        },
+    );
+    cluster.status = Some(CamundaClusterStatus {
+        last_backup_id: Some(41),
+        ..Default::default()
+    });
+    cluster
+}
+
+fn backup() -> ClusterBackup {
+    let mut backup = ClusterBackup::new(
+        "b1",
+        ClusterBackupSpec {
+            cluster_ref: ClusterRef { name: "c1".into() },
+        },
+    );
+    backup.metadata.namespace = Some("ns".into());
+    backup.metadata.generation = Some(1);
+    backup.metadata.uid = Some("uid-b1".into());
+    backup
+}
+
+fn ready(cluster: &CamundaCluster) -> ClusterView<'_> {
+    ClusterView::Ready {
+        cluster,
+        version: cluster.spec.version.parse().unwrap(),
+    }
+}
+
+fn start() -> Turn {
+    Turn::Start { uses_refund: false }
+}
+
+fn observe<'a>(
+    backup: &'a ClusterBackup,
+    cluster: ClusterView<'a>,
+    jobs: &'a [ObservedJob],
+    now: i64,
+) -> Plan {
+    plan(&Observed {
+        backup,
+        cluster,
+        jobs,
+        turn: start(),
+        now: t(now),
+    })
+}
+
+/// Runs a backup from creation with the given Jobs' outcomes, feeding each planned status back in the
+/// way the reconciler records it, and returns every plan in order.
+fn job(component: Component, state: JobState) -> ObservedJob {
+    ObservedJob {
+        component,
+        name: crate::k8s::jobs::job_name("b1", component),
+        state,
+        attempts: 1,
+        finished: None,
+    }
+}
+
+fn with_status(status: ClusterBackupStatus) -> ClusterBackup {
+    let mut b = backup();
+    b.status = Some(status);
+    b
+}
+
+fn phase_of(plan: &Plan) -> Option<BackupPhase> {
+    plan.status.phase
+}
+
+#[test]
+fn a_backup_of_a_missing_or_invalid_cluster_waits_with_a_clear_reason() {
+    let b = backup();
+    let missing = observe(&b, ClusterView::Missing, &[], 0);
+    assert_eq!(phase_of(&missing), Some(BackupPhase::Pending));
+    assert_eq!(missing.status.reason.as_deref(), Some("ClusterNotFound"));
+    assert!(missing.effects.is_empty());
+    assert!(
+        missing
+            .notes
+            .iter()
+            .any(|n| n.warning && n.reason == "ClusterNotFound")
+    );
+
+    let invalid = observe(&b, ClusterView::Invalid("spec.version: bad".into()), &[], 0);
+    assert_eq!(invalid.status.reason.as_deref(), Some("ClusterInvalid"));
+    let ready = invalid
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::READY)
+        .unwrap();
+    assert!(ready.message.contains("spec.version: bad"));
+
+    // The same observation again changes nothing and publishes no second Event.
+    let again = observe(
+        &with_status(missing.status.clone()),
+        ClusterView::Missing,
+        &[],
+        10,
+    );
+    assert_eq!(again.status, missing.status);
+    assert!(again.notes.is_empty());
+}
+
+#[test]
+fn waiting_and_rate_limited_backups() {
+    let c = cluster("8.7.3", false);
+    let b = backup();
+    let wait = Turn::Wait {
+        reason: "WaitingForRunningBackup",
+        message: "b0 runs".into(),
+    };
+    let waiting = plan(&Observed {
+        backup: &b,
+        cluster: ready(&c),
+        jobs: &[],
+        turn: wait,
+        now: t(0),
+    });
+    assert_eq!(phase_of(&waiting), Some(BackupPhase::Pending));
+    assert_eq!(waiting.requeue, Some(WAITING_RECHECK));
+    assert!(waiting.effects.is_empty());
+
+    let reject = Turn::Reject {
+        next_allowed: t(3600),
+    };
+    let rejected = plan(&Observed {
+        backup: &b,
+        cluster: ready(&c),
+        jobs: &[],
+        turn: reject,
+        now: t(0),
+    });
+    assert_eq!(phase_of(&rejected), Some(BackupPhase::Rejected));
+    assert_eq!(rejected.status.reason.as_deref(), Some("RateLimited"));
+    assert_eq!(rejected.status.next_allowed_at, Some(t(3600)));
+    assert!(rejected.effects.is_empty() && rejected.status.backup_id.is_none());
+    assert!(
+        rejected
+            .notes
+            .iter()
+            .any(|n| n.warning && n.message.contains(&t(3600).to_rfc3339()))
+    );
+}
+
+#[test]
+fn starting_allocates_an_increasing_id_before_any_side_effect() {
+    let c = cluster("8.7.3", false);
+    let b = backup();
+    let started = observe(&b, ready(&c), &[], 0);
+    let id = t(0).timestamp();
+    assert_eq!(
+        started.effects,
+        vec![Effect::AllocateId {
+            id,
+            uses_refund: false
+        }]
+    );
+    assert_eq!(started.status.backup_id, Some(id));
+    assert_eq!(phase_of(&started), Some(BackupPhase::Running));
+    let steps: Vec<(&str, StepPhase)> = started
+        .status
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.phase))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("operate", StepPhase::Pending),
+            ("tasklist", StepPhase::Pending),
+            ("optimize", StepPhase::Skipped),
+            ("records", StepPhase::Pending),
+            ("zeebe", StepPhase::Pending)
+        ]
+    );
+    assert_eq!(
+        started.status.target.as_ref().map(|t| t.cluster.as_str()),
+        Some("c1")
+    );
+    assert_eq!(next_backup_id(Some(i64::MAX - 1), t(0)), i64::MAX);
+    assert_eq!(
+        next_backup_id(Some(t(100).timestamp()), t(0)),
+        t(100).timestamp() + 1
+    );
+    assert_eq!(next_backup_id(None, t(0)), t(0).timestamp());
+}
+
+/// Drives one backup through the whole procedure, feeding each planned status back and the Jobs the
+/// effects would have created, and returns the effects in order.
+fn run_to_the_end(version: &str, optimize: bool) -> (Vec<Effect>, Plan) {
+    let c = cluster(version, optimize);
+    let mut status = ClusterBackupStatus::default();
+    let mut jobs: Vec<ObservedJob> = Vec::new();
+    let mut effects = Vec::new();
+    for now in 0..50 {
+        let b = with_status(status.clone());
+        // Jobs that were created finish successfully before the next reconcile.
+        for j in &mut jobs {
+            j.state = JobState::Succeeded;
+        }
+        let p = observe(&b, ready(&c), &jobs, now);
+        for effect in &p.effects {
+            if let Effect::CreateJobs(components) = effect {
+                jobs.extend(components.iter().map(|c| job(*c, JobState::Active)));
+            }
+        }
+        effects.extend(p.effects.clone());
+        status = p.status.clone();
+        if phase_of(&p) == Some(BackupPhase::Completed) {
+            return (effects, p);
+        }
+    }
+    panic!("the backup never completed: {status:?}");
+}
+
+#[test]
+fn separate_apps_follow_the_documented_order() {
+    let (effects, done) = run_to_the_end("8.7.3", true);
+    let id = t(0).timestamp();
+    assert_eq!(
+        effects,
+        vec![
+            Effect::AllocateId {
+                id,
+                uses_refund: false
+            },
+            Effect::CreateJobs(vec![Component::Operate, Component::Tasklist, Component::Optimize]),
+            Effect::PauseExporting { soft: true },
+            Effect::CreateJobs(vec![Component::Records]),
+            Effect::CreateJobs(vec![Component::Zeebe]),
+            Effect::ResumeExporting,
+        ]
+    );
+    assert!(done.status.steps.iter().all(|s| s.phase == StepPhase::Succeeded));
+    let exporting = done.status.exporting.unwrap();
+    assert_eq!(exporting.state, ExportingState::Resumed);
+    assert!(exporting.resumed_at.unwrap() > exporting.paused_at);
+    assert!(done.status.duration.is_some() && done.status.completion_time.is_some());
+    assert!(done.notes.iter().any(|n| n.reason == "Completed"));
+}
+
+#[test]
+fn orchestration_clusters_pause_first_and_hard_pause_before_soft_pause_existed() {
+    let (effects, _) = run_to_the_end("8.8.1", false);
+    assert_eq!(
+        &effects[1..],
+        &[
+            Effect::PauseExporting { soft: true },
+            Effect::CreateJobs(vec![Component::WebApps]),
+            Effect::CreateJobs(vec![Component::Records]),
+            Effect::CreateJobs(vec![Component::Zeebe]),
+            Effect::ResumeExporting,
+        ]
+    );
+    let (effects, _) = run_to_the_end("8.4.2", false);
+    assert!(effects.contains(&Effect::PauseExporting { soft: false }));
+}
+
+/// A running 8.7 backup whose web-app stage is done and whose exporting is paused.
+fn paused_status() -> ClusterBackupStatus {
+    let c = cluster("8.7.3", false);
+    let mut status = observe(&backup(), ready(&c), &[], 0).status;
+    for step in &mut status.steps {
+        if matches!(step.name.as_str(), "operate" | "tasklist") {
+            step.phase = StepPhase::Succeeded;
+        }
+    }
+    status.exporting = Some(ExportingStatus {
+        state: ExportingState::Paused,
+        soft: true,
+        paused_at: t(10),
+        resumed_at: None,
+    });
+    status
+}
+
+#[test]
+fn a_failed_step_fails_the_backup_resumes_exporting_and_starts_nothing_more() {
+    let c = cluster("8.7.3", false);
+    let mut status = paused_status();
+    status
+        .steps
+        .iter_mut()
+        .find(|s| s.name == "records")
+        .unwrap()
+        .phase = StepPhase::Running;
+    let b = with_status(status);
+    let jobs = [job(
+        Component::Records,
+        JobState::Failed {
+            message: "records backup 5: PARTIAL".into(),
+        },
+    )];
+    let failed = observe(&b, ready(&c), &jobs, 20);
+    assert_eq!(failed.effects, vec![Effect::ResumeExporting]);
+    assert_eq!(phase_of(&failed), Some(BackupPhase::Failed));
+    assert_eq!(failed.status.reason.as_deref(), Some("StepFailed"));
+    let ready_condition = failed
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::READY)
+        .unwrap();
+    assert!(
+        ready_condition
+            .message
+            .contains("step records failed: records backup 5: PARTIAL")
+    );
+    assert_eq!(
+        failed
+            .status
+            .steps
+            .iter()
+            .find(|s| s.name == "zeebe")
+            .unwrap()
+            .phase,
+        StepPhase::Skipped
+    );
+    assert!(failed.notes.iter().any(|n| n.warning && n.reason == "StepFailed"));
+}
+
+#[test]
+fn a_failure_before_the_pause_does_not_resume_what_was_never_paused() {
+    let c = cluster("8.7.3", false);
+    let b = with_status(observe(&backup(), ready(&c), &[], 0).status);
+    let jobs = [
+        job(
+            Component::Operate,
+            JobState::Failed {
+                message: "operate: 502".into(),
+            },
+        ),
+        job(Component::Tasklist, JobState::Active),
+    ];
+    let failed = observe(&b, ready(&c), &jobs, 5);
+    assert_eq!(failed.effects, vec![Effect::DeleteActiveJobs]);
+    assert!(failed.status.exporting.is_none());
+    assert_eq!(phase_of(&failed), Some(BackupPhase::Failed));
+}
+
+#[test]
+fn exporting_is_resumed_and_the_backup_failed_past_the_pause_timeout() {
+    let c = cluster("8.7.3", false);
+    let mut status = paused_status();
+    status
+        .steps
+        .iter_mut()
+        .find(|s| s.name == "records")
+        .unwrap()
+        .phase = StepPhase::Running;
+    let b = with_status(status);
+    let jobs = [job(Component::Records, JobState::Active)];
+    let before = observe(&b, ready(&c), &jobs, 10 + 1799);
+    assert!(before.effects.is_empty());
+    assert_eq!(
+        before.requeue,
+        Some(Duration::from_secs(1)),
+        "wakes up exactly at the pause deadline"
+    );
+    let after = observe(&b, ready(&c), &jobs, 10 + 1800);
+    assert_eq!(
+        after.effects,
+        vec![Effect::DeleteActiveJobs, Effect::ResumeExporting]
+    );
+    assert_eq!(after.status.reason.as_deref(), Some("ExportingPauseTimeout"));
+}
+
+#[test]
+fn a_recorded_pause_intent_is_carried_out_even_after_a_crash() {
+    let c = cluster("8.8", false);
+    let b = with_status(observe(&backup(), ready(&c), &[], 0).status);
+    let intent = observe(&b, ready(&c), &[], 1);
+    assert!(
+        intent.effects.is_empty(),
+        "the intent is recorded before Zeebe is asked"
+    );
+    assert_eq!(
+        intent.status.exporting.as_ref().unwrap().state,
+        ExportingState::Pausing
+    );
+    // The operator dies after recording the intent; the next reconcile pauses (idempotently).
+    let resumed = observe(&with_status(intent.status.clone()), ready(&c), &[], 100);
+    assert_eq!(resumed.effects, vec![Effect::PauseExporting { soft: true }]);
+    assert_eq!(
+        resumed.status.exporting.unwrap().paused_at,
+        t(1),
+        "the timeout counts from the intent"
+    );
+}
+
+#[test]
+fn a_job_created_before_a_crash_is_adopted_not_duplicated() {
+    let c = cluster("8.7.3", false);
+    // Status says the web-app steps are pending (the crash came before it was recorded) but the Jobs exist.
+    let b = with_status(observe(&backup(), ready(&c), &[], 0).status);
+    let jobs = [
+        job(Component::Operate, JobState::Active),
+        job(Component::Tasklist, JobState::Active),
+    ];
+    let p = observe(&b, ready(&c), &jobs, 3);
+    assert!(p.effects.is_empty(), "{:?}", p.effects);
+    let operate = p.status.steps.iter().find(|s| s.name == "operate").unwrap();
+    assert_eq!(
+        (operate.phase, operate.job_name.as_deref()),
+        (StepPhase::Running, Some("b1-operate"))
+    );
+}
+
+#[test]
+fn a_finished_step_is_never_rerun() {
+    let c = cluster("8.7.3", false);
+    let mut status = paused_status();
+    let records = status.steps.iter_mut().find(|s| s.name == "records").unwrap();
+    records.phase = StepPhase::Succeeded;
+    // The records Job is gone (deleted by hand); Zeebe's Job was created before the crash and is active.
+    let b = with_status(status);
+    let p = observe(&b, ready(&c), &[job(Component::Zeebe, JobState::Active)], 30);
+    assert!(p.effects.is_empty());
+    assert_eq!(phase_of(&p), Some(BackupPhase::Running));
+}
+
+#[test]
+fn a_running_backup_keeps_going_without_its_cluster_and_reports_a_changed_spec() {
+    let c = cluster("8.7.3", false);
+    let mut b = with_status(paused_status());
+    b.spec.cluster_ref.name = "other".into();
+    let p = observe(&b, ClusterView::Missing, &[], 20);
+    assert_eq!(p.effects, vec![Effect::CreateJobs(vec![Component::Records])]);
+    let changed = p
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::SPEC_CHANGED)
+        .unwrap();
+    assert!(changed.message.contains("continues for c1"));
+    let _ = c;
+}
+
+#[test]
+fn a_failed_backup_whose_pause_is_still_on_record_keeps_resuming() {
+    let c = cluster("8.8", false);
+    let mut status = paused_status();
+    status.phase = Some(BackupPhase::Failed);
+    let p = observe(&with_status(status), ready(&c), &[], 60);
+    assert_eq!(p.effects, vec![Effect::ResumeExporting]);
+    assert_eq!(phase_of(&p), Some(BackupPhase::Failed));
+    assert_eq!(p.status.exporting.unwrap().state, ExportingState::Resumed);
+}
+
+#[test]
+fn a_step_whose_job_never_reports_fails_after_step_timeout_and_its_grace() {
+    let c = cluster("8.7.3", false);
+    let started = observe(&backup(), ready(&c), &[], 0);
+    let running = observe(&with_status(started.status), ready(&c), &[], 0);
+    assert!(matches!(running.effects.as_slice(), [Effect::CreateJobs(_)]));
+    let b = with_status(running.status);
+    // The Jobs vanished (deleted by hand): nothing reports, the planner's own deadline ends the step.
+    let waiting = observe(&b, ready(&c), &[], 3600 + 59);
+    assert_eq!(phase_of(&waiting), Some(BackupPhase::Running));
+    assert_eq!(
+        waiting.requeue,
+        Some(Duration::from_secs(1)),
+        "wakes up at the step deadline"
+    );
+    let failed = observe(&b, ready(&c), &[], 3600 + 60);
+    assert_eq!(phase_of(&failed), Some(BackupPhase::Failed));
+    let operate = failed.status.steps.iter().find(|s| s.name == "operate").unwrap();
+    assert_eq!(
+        operate.message.as_deref(),
+        Some("the step did not finish within stepTimeout (1h)")
+    );
+}
+
+#[test]
+fn terminal_backups_are_left_alone() {
+    let (_, done) = run_to_the_end("8.7.3", false);
+    let b = with_status(done.status.clone());
+    let again = observe(&b, ClusterView::Missing, &[], 1000);
+    assert_eq!(again.status, done.status);
+    assert!(again.effects.is_empty() && again.notes.is_empty());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What each component's Job does: 0 and 1 succeed, 2 fails, 3 hangs (only the pause timeout ends it).
+    fn drive(version: &str, optimize: bool, outcomes: &[u8]) -> Result<(), TestCaseError> {
+        let c = cluster(version, optimize);
+        let mut status = ClusterBackupStatus::default();
+        let mut jobs: Vec<ObservedJob> = Vec::new();
+        let mut failed_seen = false;
+        // Every 30 s for up to 2 hours: long enough for the 30 min pause timeout to end any hang.
+        for tick in 0..240 {
+            for (i, j) in jobs.iter_mut().enumerate() {
+                if j.state == JobState::Active {
+                    j.state = match outcomes[i % outcomes.len()] {
+                        2 => JobState::Failed {
+                            message: "injected".into(),
+                        },
+                        3 => JobState::Active,
+                        _ => JobState::Succeeded,
+                    };
+                }
+            }
+            failed_seen |= jobs.iter().any(|j| matches!(j.state, JobState::Failed { .. }));
+            let p = observe(&with_status(status.clone()), ready(&c), &jobs, tick * 30);
+            for effect in &p.effects {
+                if let Effect::CreateJobs(components) = effect {
+                    prop_assert!(!failed_seen, "a step started after another failed");
+                    jobs.extend(components.iter().map(|c| job(*c, JobState::Active)));
+                }
+            }
+            status = p.status;
+            if status.phase.is_some_and(|p| p.is_terminal()) {
+                let exporting = status.exporting.as_ref().map(|e| e.state);
+                prop_assert!(
+                    exporting.is_none_or(|s| s == ExportingState::Resumed),
+                    "{exporting:?}"
+                );
+                prop_assert_eq!(
+                    status.phase == Some(BackupPhase::Completed),
+                    !failed_seen && jobs.iter().all(|j| j.state == JobState::Succeeded)
+                );
+                return Ok(());
+            }
+        }
+        Err(TestCaseError::fail("the backup never finished"))
+    }
+
+    proptest! {
+        #[test]
+        fn a_finished_backup_never_leaves_exporting_paused(
+            version in prop::sample::select(vec!["8.4.2", "8.7.3", "8.8.0"]),
+            optimize in any::<bool>(),
+            outcomes in prop::collection::vec(0u8..4, 1..6),
+        ) {
+            drive(version, optimize, &outcomes)?;
+        }
+    }
+}

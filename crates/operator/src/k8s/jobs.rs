@@ -1,0 +1,331 @@
+//! The snapshot Jobs: their names, the objects the operator creates, and what it reads back from them.
+//! Pure functions; the reconciler does the API calls.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::{
+    api::{
+        batch::v1::{Job, JobSpec},
+        core::v1::{
+            Capabilities, Container, EnvVar, EnvVarSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
+            ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext,
+        },
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use kube::{Resource, ResourceExt};
+
+use crate::{
+    api::{BackupTarget, ClusterBackup, SearchFlavor, SecretKeyRef, labels},
+    camunda::Component,
+    decide::plan::{JobState, ObservedJob},
+};
+
+/// Default Pod retries of one step; the step itself retries transient errors and a repeated trigger of
+/// the same ID counts as "already started", so a retry is safe.
+pub const DEFAULT_BACKOFF_LIMIT: i32 = 2;
+/// Label values and Job names are limited to 63 characters.
+const MAX_NAME: usize = 63;
+
+/// How step Jobs run: the operator's own image, from the operator's configuration.
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    pub image: String,
+    pub image_pull_policy: Option<String>,
+    pub resources: Option<ResourceRequirements>,
+    /// Pod retries of one step Job.
+    pub backoff_limit: i32,
+    /// Extra arguments for every step (e.g. `--log-format json`).
+    pub log_args: Vec<String>,
+}
+
+/// `<backup>-<step>`, deterministic so that a retry after a crash finds the Job instead of duplicating
+/// it; long backup names are shortened with a stable hash so the name stays unique and within limits.
+pub fn job_name(backup: &str, component: Component) -> String {
+    let step = component.as_str();
+    let plain = format!("{backup}-{step}");
+    if plain.len() <= MAX_NAME {
+        return plain;
+    }
+    let hash = format!("{:08x}", fnv1a(backup.as_bytes()));
+    let keep = MAX_NAME - step.len() - hash.len() - 2;
+    let prefix: String = backup.chars().take(keep).collect();
+    format!("{}-{hash}-{step}", prefix.trim_end_matches(['-', '.']))
+}
+
+/// FNV-1a: stable across Rust releases, unlike `DefaultHasher`, so names survive operator upgrades.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Labels of every Job of a backup, and of its Pods.
+pub fn job_labels(backup: &ClusterBackup, cluster: &str, component: Component) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::CLUSTER.to_string(), truncate_label(cluster)),
+        (labels::BACKUP.to_string(), truncate_label(&backup.name_any())),
+        (labels::STEP.to_string(), component.as_str().to_string()),
+        (
+            labels::MANAGED_BY.to_string(),
+            "camunda-backup-operator".to_string(),
+        ),
+    ])
+}
+
+fn truncate_label(value: &str) -> String {
+    value
+        .chars()
+        .take(MAX_NAME)
+        .collect::<String>()
+        .trim_end_matches(['-', '.', '_'])
+        .to_string()
+}
+
+/// The Job of one step. Only fields a Kubernetes 1.20 server knows, so it can be created anywhere.
+pub fn build_job(
+    backup: &ClusterBackup,
+    backup_id: i64,
+    target: &BackupTarget,
+    component: Component,
+    settings: &JobSettings,
+) -> Option<Job> {
+    let owner = backup.controller_owner_ref(&())?;
+    let url = component_url(target, component)?;
+    let step_timeout = target.backup.step_timeout.to_std().ok()?;
+    let labels = job_labels(backup, &target.cluster, component);
+    let mut args = vec![
+        "step".to_string(),
+        "--component".into(),
+        component.as_str().into(),
+        "--camunda-version".into(),
+        target.version.clone(),
+        "--backup-id".into(),
+        backup_id.to_string(),
+        "--url".into(),
+        url,
+        // The step gives up a little before the Job's deadline, so it can still write its reason.
+        "--deadline".into(),
+        format!("{}ms", step_deadline(step_timeout).as_millis()),
+    ];
+    let mut env = Vec::new();
+    if component == Component::Records {
+        let search = &target.elasticsearch;
+        args.extend([
+            "--repository".into(),
+            search.snapshot_repository.clone(),
+            "--index-prefix".into(),
+            search.index_prefix.clone(),
+            "--search-flavor".into(),
+            match search.flavor {
+                SearchFlavor::Elasticsearch => "elasticsearch".into(),
+                SearchFlavor::OpenSearch => "opensearch".into(),
+            },
+        ]);
+        if let Some(credentials) = &search.credentials {
+            let refs = [
+                ("C8B_SEARCH_USERNAME", &credentials.username),
+                ("C8B_SEARCH_PASSWORD", &credentials.password),
+                ("C8B_SEARCH_API_KEY", &credentials.api_key),
+            ];
+            env.extend(
+                refs.into_iter()
+                    .filter_map(|(name, key)| key.as_ref().map(|key| secret_env(name, key))),
+            );
+        }
+    }
+    args.extend(settings.log_args.iter().cloned());
+    let metadata = ObjectMeta {
+        name: Some(job_name(&backup.name_any(), component)),
+        namespace: backup.namespace(),
+        labels: Some(labels.clone()),
+        owner_references: Some(vec![owner]),
+        ..ObjectMeta::default()
+    };
+    Some(Job {
+        metadata,
+        spec: Some(JobSpec {
+            backoff_limit: Some(settings.backoff_limit),
+            active_deadline_seconds: Some(i64::try_from(step_timeout.as_secs()).unwrap_or(i64::MAX)),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    automount_service_account_token: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        run_as_group: Some(65532),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..Default::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![Container {
+                        name: "step".into(),
+                        image: Some(settings.image.clone()),
+                        image_pull_policy: settings.image_pull_policy.clone(),
+                        args: Some(args),
+                        env: (!env.is_empty()).then_some(env),
+                        resources: settings.resources.clone(),
+                        termination_message_policy: Some("FallbackToLogsOnError".into()),
+                        security_context: Some(SecurityContext {
+                            allow_privilege_escalation: Some(false),
+                            read_only_root_filesystem: Some(true),
+                            run_as_non_root: Some(true),
+                            capabilities: Some(Capabilities {
+                                drop: Some(vec!["ALL".into()]),
+                                add: None,
+                            }),
+                            ..SecurityContext::default()
+                        }),
+                        ..Container::default()
+                    }],
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// The step's own deadline: the Job's, less a margin (a tenth, at most 30 s) to report the reason.
+fn step_deadline(step_timeout: std::time::Duration) -> std::time::Duration {
+    step_timeout.saturating_sub((step_timeout / 10).min(std::time::Duration::from_secs(30)))
+}
+
+fn secret_env(name: &str, key: &SecretKeyRef) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: key.name.clone(),
+                key: key.key.clone(),
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+/// The management URL a component's step talks to.
+pub fn component_url(target: &BackupTarget, component: Component) -> Option<String> {
+    let endpoint = match component {
+        Component::Zeebe => target.zeebe.as_ref().or(target.orchestration.as_ref()),
+        Component::Operate => target.operate.as_ref(),
+        Component::Tasklist => target.tasklist.as_ref(),
+        Component::WebApps => target.orchestration.as_ref(),
+        Component::Optimize => target.optimize.as_ref(),
+        Component::Records => return Some(target.elasticsearch.url.clone()),
+    };
+    endpoint.map(|e| e.url.clone())
+}
+
+/// The management URL of the API that pauses and resumes exporting.
+pub fn exporting_url(target: &BackupTarget) -> Option<String> {
+    component_url(target, Component::Zeebe)
+}
+
+/// Reads a step's Job. `termination_message` is the failed Pod's message, when the reconciler fetched it.
+pub fn observe_job(job: &Job, termination_message: Option<String>) -> Option<ObservedJob> {
+    let component = job
+        .labels()
+        .get(labels::STEP)
+        .and_then(|step| parse_component(step))?;
+    let status = job.status.clone().unwrap_or_default();
+    let condition = |type_: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == type_ && c.status == "True")
+            .cloned()
+    };
+    let attempts = [status.active, status.succeeded, status.failed]
+        .into_iter()
+        .flatten()
+        .sum::<i32>();
+    let (state, finished) = if let Some(complete) = condition("Complete") {
+        let finished = status
+            .completion_time
+            .map(|t| t.0)
+            .or(complete.last_transition_time.map(|t| t.0));
+        (JobState::Succeeded, finished)
+    } else if let Some(failed) = condition("Failed") {
+        let job_message = match (failed.reason.as_deref(), failed.message) {
+            (Some("DeadlineExceeded"), _) => "the step did not finish within stepTimeout".to_string(),
+            (_, Some(message)) => message,
+            (reason, None) => reason.unwrap_or("the Job failed").to_string(),
+        };
+        (
+            JobState::Failed {
+                message: termination_message.unwrap_or(job_message),
+            },
+            failed.last_transition_time.map(|t| t.0),
+        )
+    } else {
+        (JobState::Active, None)
+    };
+    Some(ObservedJob {
+        component,
+        name: job.name_any(),
+        state,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        finished: finished.map(to_chrono),
+    })
+}
+
+fn to_chrono(time: k8s_openapi::jiff::Timestamp) -> DateTime<Utc> {
+    DateTime::from_timestamp(time.as_second(), time.subsec_nanosecond().try_into().unwrap_or(0))
+        .unwrap_or_default()
+}
+
+pub fn parse_component(name: &str) -> Option<Component> {
+    Component::ALL.into_iter().find(|c| c.as_str() == name)
+}
+
+/// The termination message of the newest failed container among a Job's Pods.
+pub fn termination_message(pods: &[Pod]) -> Option<String> {
+    pods.iter()
+        .filter_map(|pod| {
+            let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+            let terminated = statuses
+                .iter()
+                .find_map(|s| s.state.as_ref()?.terminated.clone())?;
+            let message = terminated.message.filter(|m| !m.trim().is_empty())?;
+            Some((terminated.finished_at.map(|t| t.0), message.trim().to_string()))
+        })
+        .max_by_key(|(finished, _)| *finished)
+        .map(|(_, message)| message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_are_deterministic_and_bounded() {
+        assert_eq!(
+            job_name("nightly-20261124", Component::Zeebe),
+            "nightly-20261124-zeebe"
+        );
+        let long = "a".repeat(200);
+        let name = job_name(&long, Component::Records);
+        assert!(name.len() <= 63, "{name}");
+        assert!(name.ends_with("-records"));
+        assert_eq!(name, job_name(&long, Component::Records));
+        let other = format!("{}b", "a".repeat(199));
+        assert_ne!(
+            job_name(&other, Component::Records),
+            name,
+            "two long names must not collide"
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! camunda-backup-operator: consistent, rate-limited, retained backups of Camunda 8 clusters on Kubernetes.
+//!
+//! The modules are layers; each depends only on the ones above it in this list (see ARCHITECTURE.md):
+//! - [`api`]: the resource types, their schema and small pure helpers on them;
+//! - [`decide`]: the decisions, pure functions of what was observed and `now` (no client, no clock,
+//!   no async runtime);
+//! - [`camunda`]: the clients of the Camunda backup APIs;
+//! - [`k8s`]: the Kubernetes adapters (Jobs built and observed, status writes);
+//! - [`controller`]: the reconcilers, thin shells of observe → decide → act → record;
+//! - [`ops`]: what runs around them (HTTP probes and metrics, leader election, logging);
+//! - the binary's roles: [`step`] (what a snapshot Job runs), [`crdgen`], [`cli`].
+
+pub mod api;
+pub mod camunda;
+pub mod cli;
+pub mod controller;
+pub mod crdgen;
+pub mod decide;
+pub mod k8s;
+pub mod ops;
+pub mod step;

@@ -1,0 +1,32 @@
+use std::process::ExitCode;
+
+use camunda_backup_operator::{
+    cli::{Cli, Command},
+    controller::{self, RunArgs},
+    crdgen,
+    ops::telemetry,
+    step,
+};
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(&cli.log);
+    match cli.command {
+        Some(Command::Crdgen(args)) => crdgen::run(args),
+        Some(Command::Step(args)) => step::run(args).await,
+        Some(Command::Run(args)) => run_controllers(args).await,
+        None => run_controllers(cli.run).await,
+    }
+}
+
+async fn run_controllers(args: RunArgs) -> ExitCode {
+    match controller::run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "the operator stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

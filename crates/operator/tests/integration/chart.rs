@@ -1,0 +1,529 @@
+//! The Helm chart against a real API server: its rendered manifests apply, its RBAC is enough for a
+//! whole backup and no broader than the operator's API calls, and namespaced mode stays in its
+//! namespace.
+//!
+//! There is no kubelet, so the chart's Deployment never runs. Instead the test runs the operator binary
+//! with the Deployment's own arguments and environment, under the chart's ServiceAccount: the 1.20
+//! token controller writes the account's token into a Secret, and the test builds a kubeconfig with
+//! it (server and CA from the admin kubeconfig).
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use camunda_backup_operator::api::{BackupPhase, StepPhase};
+use k8s_openapi::api::{
+    coordination::v1::Lease,
+    core::v1::{Secret, ServiceAccount},
+};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+use c8b_testkit::{
+    harness::{Operator, World, wait_for},
+    support::{TestNamespace, client, kubectl},
+};
+
+const CHART: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../charts/camunda-backup-operator"
+);
+const RELEASE: &str = "c8b";
+const BACKUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// helm from `C8B_HELM`, else where `scripts/tools.sh` caches it.
+fn helm() -> PathBuf {
+    if let Ok(path) = std::env::var("C8B_HELM") {
+        return PathBuf::from(path);
+    }
+    let cache = std::env::var("C8B_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let base = std::env::var("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache"));
+            base.join("camunda-backup-operator")
+        });
+    let helm = cache.join("bin/helm");
+    assert!(
+        helm.is_file(),
+        "helm not found at {} (nor C8B_HELM set): run scripts/tools.sh",
+        helm.display()
+    );
+    helm
+}
+
+/// `helm template` of the chart into `namespace` with `--set` values; the documents, CRDs excluded.
+fn render(release: &str, namespace: &str, set: &[String]) -> (String, Vec<Value>) {
+    let mut command = std::process::Command::new(helm());
+    command.args(["template", release, CHART, "--namespace", namespace]);
+    for value in set {
+        command.args(["--set", value]);
+    }
+    let output = command.output().expect("run helm");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&stdout)
+        .filter_map(|doc| {
+            let value: Value = serde::Deserialize::deserialize(doc).expect("rendered YAML");
+            (!value.is_null()).then_some(value)
+        })
+        .collect();
+    assert!(
+        docs.iter().all(|d| d["kind"] != "CustomResourceDefinition"),
+        "templates must not contain CRDs"
+    );
+    (stdout, docs)
+}
+
+fn kubectl_ok(args: &[&str]) -> String {
+    let (ok, stdout, stderr) = kubectl(args);
+    assert!(ok, "kubectl {args:?} failed: {stderr}");
+    stdout
+}
+
+fn apply(manifests: &str, dir: &Path) -> PathBuf {
+    let file = dir.join("rendered.yaml");
+    std::fs::write(&file, manifests).expect("write the rendered chart");
+    kubectl_ok(&["apply", "-f", file.to_str().expect("path")]);
+    file
+}
+
+/// The ServiceAccount's token, from the Secret the token controller creates for it (Kubernetes < 1.24).
+async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    wait_for(
+        &format!("the token Secret of ServiceAccount {namespace}/{name}"),
+        Duration::from_secs(30),
+        || {
+            let (accounts, secrets) = (accounts.clone(), secrets.clone());
+            async move {
+                let account = accounts.get_opt(name).await.expect("read the ServiceAccount")?;
+                for reference in account.secrets.unwrap_or_default() {
+                    let secret = secrets
+                        .get_opt(reference.name.as_deref()?)
+                        .await
+                        .expect("read the token Secret")?;
+                    let token = secret.data.and_then(|mut d| d.remove("token"));
+                    if let Some(token) = token.and_then(|t| String::from_utf8(t.0).ok()) {
+                        return Some(token);
+                    }
+                }
+                None
+            }
+        },
+    )
+    .await
+}
+
+/// A kubeconfig with the admin kubeconfig's server and CA and the given bearer token, nothing else.
+fn token_kubeconfig(token: &str, dir: &Path) -> PathBuf {
+    let admin: Value = serde_json::from_str(&kubectl_ok(&[
+        "config", "view", "--minify", "--raw", "-o", "json",
+    ]))
+    .expect("admin kubeconfig");
+    let cluster = admin["clusters"][0]["cluster"].clone();
+    assert!(cluster["server"].is_string(), "no server in {admin}");
+    let config = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{ "name": "local", "cluster": cluster }],
+        "users": [{ "name": "operator", "user": { "token": token } }],
+        "contexts": [{ "name": "operator", "context": { "cluster": "local", "user": "operator" } }],
+        "current-context": "operator",
+    });
+    let path = dir.join("operator.kubeconfig");
+    std::fs::write(&path, serde_json::to_string(&config).expect("kubeconfig")).expect("write kubeconfig");
+    path
+}
+
+/// The container's args and env of the rendered Deployment, as the kubelet would run them in
+/// `pod_namespace` (the downward API's `metadata.namespace`).
+fn deployment_command(docs: &[Value], pod_namespace: &str) -> (Vec<String>, Vec<(String, String)>) {
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg").to_string())
+        .collect();
+    let env = container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .map(|e| {
+            let name = e["name"].as_str().expect("env name").to_string();
+            let value = match (&e["value"], &e["valueFrom"]["fieldRef"]["fieldPath"]) {
+                (Value::String(value), _) => value.clone(),
+                (_, Value::String(path)) if path == "metadata.namespace" => pod_namespace.to_string(),
+                other => panic!("unexpected env source for {name}: {other:?}"),
+            };
+            (name, value)
+        })
+        .collect();
+    (args, env)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `kubectl auth can-i` as the ServiceAccount; `what` is e.g. `["create", "jobs", "-n", "x"]`.
+fn can(account: &str, what: &[&str]) -> bool {
+    let mut args = vec!["auth", "can-i"];
+    args.extend_from_slice(what);
+    args.extend_from_slice(&["--as", account]);
+    let (ok, stdout, stderr) = kubectl(&args);
+    match stdout.trim() {
+        "yes" => assert!(ok, "can-i said yes but failed: {stderr}"),
+        "no" => assert!(!ok, "can-i said no but succeeded"),
+        other => panic!("kubectl auth can-i {what:?}: unexpected answer {other:?}: {stderr}"),
+    }
+    ok
+}
+
+fn assert_allowed(account: &str, cases: &[Vec<&str>]) {
+    let denied: Vec<String> = cases
+        .iter()
+        .filter(|c| !can(account, c))
+        .map(|c| c.join(" "))
+        .collect();
+    assert!(denied.is_empty(), "{account} must be allowed to: {denied:#?}");
+}
+
+fn assert_denied(account: &str, cases: &[Vec<&str>]) {
+    let allowed: Vec<String> = cases
+        .iter()
+        .filter(|c| can(account, c))
+        .map(|c| c.join(" "))
+        .collect();
+    assert!(
+        allowed.is_empty(),
+        "{account} must NOT be allowed to: {allowed:#?}"
+    );
+}
+
+fn cases<'a>(list: &[&'a str], namespace: &'a str) -> Vec<Vec<&'a str>> {
+    list.iter()
+        .map(|c| {
+            let mut v: Vec<&str> = c.split_whitespace().collect();
+            if !v.contains(&"-A") && !v.contains(&"--all-namespaces") {
+                v.extend(["-n", namespace]);
+            }
+            v
+        })
+        .collect()
+}
+
+/// Every call the operator makes, in the namespace it acts in.
+const OPERATOR_CALLS: &[&str] = &[
+    "get camundaclusters.c8backup.dev",
+    "list camundaclusters.c8backup.dev",
+    "watch camundaclusters.c8backup.dev",
+    "get clusterbackups.c8backup.dev",
+    "list clusterbackups.c8backup.dev",
+    "watch clusterbackups.c8backup.dev",
+    "get backupschedules.c8backup.dev",
+    "list backupschedules.c8backup.dev",
+    "watch backupschedules.c8backup.dev",
+    "create clusterbackups.c8backup.dev",
+    "patch clusterbackups.c8backup.dev",
+    "update clusterbackups.c8backup.dev",
+    "delete clusterbackups.c8backup.dev",
+    "patch camundaclusters.c8backup.dev",
+    "delete backupschedules.c8backup.dev",
+    "patch camundaclusters.c8backup.dev --subresource=status",
+    "update clusterbackups.c8backup.dev --subresource=status",
+    "patch clusterbackups.c8backup.dev --subresource=status",
+    "patch backupschedules.c8backup.dev --subresource=status",
+    "update clusterbackups.c8backup.dev --subresource=finalizers",
+    "create jobs.batch",
+    "get jobs.batch",
+    "list jobs.batch",
+    "watch jobs.batch",
+    "delete jobs.batch",
+    "get pods",
+    "list pods",
+    "get secrets",
+    "create events.events.k8s.io",
+    "patch events.events.k8s.io",
+    "create events",
+];
+
+/// What the operator never does in the namespaces it watches.
+const NEVER_IN_WATCHED: &[&str] = &[
+    "create camundaclusters.c8backup.dev",
+    "update camundaclusters.c8backup.dev",
+    "delete camundaclusters.c8backup.dev",
+    "create backupschedules.c8backup.dev",
+    "patch backupschedules.c8backup.dev",
+    "update backupschedules.c8backup.dev",
+    "update jobs.batch",
+    "patch jobs.batch",
+    "create pods",
+    "delete pods",
+    "update pods --subresource=status",
+    "create pods --subresource=exec",
+    "list secrets",
+    "watch secrets",
+    "update secrets",
+    "create secrets",
+    "delete secrets",
+    "create serviceaccounts --subresource=token",
+    "create rolebindings.rbac.authorization.k8s.io",
+    "create roles.rbac.authorization.k8s.io",
+    "delete events.events.k8s.io",
+    "create configmaps",
+    "create leases.coordination.k8s.io",
+];
+
+/// What the operator never does anywhere.
+const NEVER_CLUSTER_WIDE: &[&str] = &[
+    "delete namespaces",
+    "create namespaces",
+    "list nodes",
+    "create clusterroles.rbac.authorization.k8s.io",
+    "create clusterrolebindings.rbac.authorization.k8s.io",
+    "update customresourcedefinitions.apiextensions.k8s.io",
+    "impersonate users",
+    "list secrets -A",
+    "list leases.coordination.k8s.io -A",
+];
+
+/// Namespaced mode: the chart is installed in one namespace and watches another. Its ServiceAccount
+/// takes a whole backup there (proving the RBAC is enough), may do nothing outside the listed calls,
+/// and cannot read a third namespace.
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG)"]
+async fn the_chart_rbac_in_namespaced_mode_is_enough_for_a_backup_and_no_broader() {
+    let admin = client().await;
+    let system = TestNamespace::new(&admin, "chart-sys").await;
+    let other = TestNamespace::new(&admin, "chart-other").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sa = format!(
+        "system:serviceaccount:{}:{RELEASE}-camunda-backup-operator",
+        system.name
+    );
+    let lease_name = format!("{RELEASE}-camunda-backup-operator");
+    let http_port = free_port();
+
+    let system_name = system.name.clone();
+    let dir_path = dir.path().to_path_buf();
+    let world = World::start_with("chart", |client, watched| async move {
+        let (manifests, docs) = render(RELEASE, &system_name, &[format!("watchNamespace={watched}")]);
+        apply(&manifests, &dir_path);
+        let token = service_account_token(
+            &client,
+            &system_name,
+            &format!("{RELEASE}-camunda-backup-operator"),
+        )
+        .await;
+        let kubeconfig = token_kubeconfig(&token, &dir_path);
+        let (mut args, env) = deployment_command(&docs, &system_name);
+        assert!(
+            args.contains(&format!("--namespace={watched}")),
+            "namespaced mode passes --namespace: {args:?}"
+        );
+        // Every other argument is the chart's; only the listen address moves off the shared port.
+        for arg in args.iter_mut().filter(|a| a.starts_with("--http-addr=")) {
+            *arg = format!("--http-addr=127.0.0.1:{http_port}");
+        }
+        Operator::start_with_kubeconfig(
+            args,
+            &env,
+            &kubeconfig,
+            std::env::temp_dir().join(format!("c8b-operator-{watched}.log")),
+        )
+    })
+    .await;
+    let watched = world.ns.name.clone();
+
+    // The probes the chart configures answer on the chart's HTTP port (and the operator accepted
+    // every argument the chart passes: it would have exited otherwise).
+    let mut world = world;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("HTTP client");
+    for path in ["/livez", "/readyz"] {
+        let url = format!("http://127.0.0.1:{http_port}{path}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = world.operator.exited() {
+                panic!(
+                    "the operator exited ({status}) with the chart's arguments:\n{}",
+                    world.operator.log_text()
+                );
+            }
+            let answer = http.get(&url).send().await.map(|r| r.status());
+            if matches!(&answer, Ok(s) if s.is_success()) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{url} did not answer 200 within 60s (last: {answer:?}); operator log:\n{}",
+                world.operator.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    // A whole backup under the chart's identity.
+    world.cluster("c1", "8.7.3", true, json!({})).await;
+    world.backup("b1", "c1").await;
+    let done = world
+        .wait_phase("b1", BackupPhase::Completed, BACKUP_TIMEOUT)
+        .await;
+    let steps = done.status.expect("status").steps;
+    assert_eq!(steps.len(), 5, "five steps for 8.7 with Optimize: {steps:?}");
+    assert!(steps.iter().all(|s| s.phase == StepPhase::Succeeded), "{steps:?}");
+    // The leader took the chart's Lease in its own namespace.
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), &system.name);
+    let lease = leases.get(&lease_name).await.expect("the operator's Lease");
+    assert!(
+        lease.spec.and_then(|s| s.holder_identity).is_some(),
+        "the Lease has a holder"
+    );
+    // Deleting the backup removes the finalizer under the same identity.
+    world.delete_backup("b1").await;
+    world.wait_gone("b1", Duration::from_secs(60)).await;
+    // Nothing was refused along the way (a refused Event or status write is only logged).
+    let log = world.operator.log_text();
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.to_lowercase().contains("forbidden"))
+        .collect();
+    assert!(refused.is_empty(), "the operator was refused: {refused:#?}");
+
+    // No broader than needed.
+    assert_allowed(&sa, &cases(OPERATOR_CALLS, &watched));
+    assert_allowed(
+        &sa,
+        &[
+            vec!["create", "leases.coordination.k8s.io", "-n", &system.name],
+            vec![
+                "get",
+                &format!("leases.coordination.k8s.io/{lease_name}"),
+                "-n",
+                &system.name,
+            ],
+            vec![
+                "patch",
+                &format!("leases.coordination.k8s.io/{lease_name}"),
+                "-n",
+                &system.name,
+            ],
+        ],
+    );
+    assert_denied(&sa, &cases(NEVER_IN_WATCHED, &watched));
+    assert_denied(&sa, &cases(NEVER_CLUSTER_WIDE, &watched));
+    // Another Lease, even in its own namespace, and nothing of the operator's calls elsewhere.
+    assert_denied(
+        &sa,
+        &[
+            vec![
+                "patch",
+                "leases.coordination.k8s.io/kube-controller-manager",
+                "-n",
+                &system.name,
+            ],
+            vec!["get", "secrets", "-n", &system.name],
+            vec!["create", "jobs.batch", "-n", &system.name],
+        ],
+    );
+    assert_denied(&sa, &cases(OPERATOR_CALLS, &other.name));
+    assert_denied(&sa, &cases(&["list clusterbackups.c8backup.dev -A"], &watched));
+
+    // Really reading another namespace's ClusterBackups with the operator's token is refused, while the
+    // same request as admin works (so it is RBAC that refuses, not a missing namespace).
+    let token_config = dir.path().join("operator.kubeconfig");
+    let config = token_config.to_str().expect("path");
+    let (ok, _, stderr) = kubectl(&["--kubeconfig", config, "get", "clusterbackups", "-n", &other.name]);
+    assert!(
+        !ok && stderr.contains("Forbidden"),
+        "reading another namespace: {stderr}"
+    );
+    kubectl_ok(&["get", "clusterbackups", "-n", &other.name]);
+    kubectl_ok(&["--kubeconfig", config, "get", "clusterbackups", "-n", &watched]);
+
+    world.cleanup().await;
+    other.cleanup().await;
+    system.cleanup().await;
+}
+
+/// Cluster-wide mode (the default values): the ClusterRole grants the operator's calls in every
+/// namespace and nothing more. The operator is not started here: it would act on every other test's
+/// namespace (the namespaced test runs a whole backup under the same rules).
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG)"]
+async fn the_chart_rbac_in_cluster_wide_mode_grants_only_the_operator_calls() {
+    let admin = client().await;
+    let system = TestNamespace::new(&admin, "chart-cw").await;
+    let some = TestNamespace::new(&admin, "chart-any").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Cluster-scoped names are shared by the whole server: one release name per test run.
+    let release = system.name.clone();
+    let (manifests, docs) = render(&release, &system.name, &[]);
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    for kind in [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "ServiceAccount",
+        "Service",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let file = apply(&manifests, dir.path());
+    let (args, _) = deployment_command(&docs, &system.name);
+    assert!(
+        !args.iter().any(|a| a.starts_with("--namespace")),
+        "cluster-wide mode watches all namespaces: {args:?}"
+    );
+    let sa = format!(
+        "system:serviceaccount:{}:{release}-camunda-backup-operator",
+        system.name
+    );
+    // Wait until the binding is effective (RBAC caches are eventually consistent).
+    wait_for(
+        "the ClusterRoleBinding to take effect",
+        Duration::from_secs(30),
+        || {
+            let sa = sa.clone();
+            async move { can(&sa, &["list", "clusterbackups.c8backup.dev", "-A"]).then_some(()) }
+        },
+    )
+    .await;
+
+    assert_allowed(&sa, &cases(OPERATOR_CALLS, &some.name));
+    assert_allowed(
+        &sa,
+        &cases(
+            &[
+                "list clusterbackups.c8backup.dev -A",
+                "watch camundaclusters.c8backup.dev -A",
+                "watch jobs.batch -A",
+            ],
+            &some.name,
+        ),
+    );
+    assert_denied(&sa, &cases(NEVER_IN_WATCHED, &some.name));
+    assert_denied(&sa, &cases(NEVER_CLUSTER_WIDE, &some.name));
+
+    let (ok, _, stderr) = kubectl(&["delete", "-f", file.to_str().expect("path"), "--wait=false"]);
+    some.cleanup().await;
+    system.cleanup().await;
+    assert!(ok, "deleting the cluster-wide objects: {stderr}");
+}
