@@ -231,4 +231,8 @@ pub struct DeletionStatus {
     /// The last error per component not deleted yet.
     #[serde(default)]
     pub pending: Vec<String>,
+    /// When the next attempt is due, after a failed one (backing off); wake-ups before it, such as the
+    /// operator's own status write, change nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }

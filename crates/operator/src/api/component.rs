@@ -37,6 +37,11 @@ impl Component {
         Component::Records,
     ];
 
+    /// The component a step is named after (the inverse of [`Component::as_str`]).
+    pub fn from_name(name: &str) -> Option<Component> {
+        Component::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     /// The kebab-case name used in labels, Job names and on the command line.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -12,6 +12,7 @@ mod cluster_backup;
 mod component;
 mod condition;
 pub mod duration;
+pub mod names;
 pub mod version;
 
 pub use backup_schedule::*;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::{
     batch::v1::Job,
     core::v1::{Pod, Secret},
@@ -20,8 +20,8 @@ use crate::{
     api::version::CamundaVersion,
     api::{
         BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Condition,
-        ConditionStatus, DeletionStatus, ExportingState, FIELD_MANAGER, Refund, SearchFlavor, SecretKeyRef,
-        StepPhase, annotations, labels, set_condition,
+        ConditionStatus, ExportingState, FIELD_MANAGER, Refund, SearchFlavor, SecretKeyRef, StepPhase,
+        annotations, labels, set_condition,
     },
     camunda::{
         BackupClient, Component, ComponentTarget, RecordsTarget, SearchCredentials,
@@ -76,10 +76,12 @@ pub(super) async fn reconcile(backup: Arc<ClusterBackup>, ctx: Arc<Context>) -> 
         .namespace()
         .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
     let api: Api<ClusterBackup> = Api::namespaced(ctx.client.clone(), &namespace);
+    // The one reading of the clock in this reconcile: every decision below takes it as a parameter.
+    let now = Utc::now();
     let action = finalizer(&api, FINALIZER, backup.clone(), |event| async {
         match event {
-            finalizer::Event::Apply(backup) => apply(&backup, &ctx).await,
-            finalizer::Event::Cleanup(backup) => cleanup(&backup, &ctx).await,
+            finalizer::Event::Apply(backup) => apply(&backup, &ctx, now).await,
+            finalizer::Event::Cleanup(backup) => cleanup(&backup, &ctx, now).await,
         }
     })
     .await
@@ -88,9 +90,8 @@ pub(super) async fn reconcile(backup: Arc<ClusterBackup>, ctx: Arc<Context>) -> 
     Ok(action)
 }
 
-async fn apply(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error> {
+async fn apply(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>) -> Result<Action, Error> {
     let namespace = backup.namespace().unwrap_or_default();
-    let now = Utc::now();
     let original = backup.status.clone().unwrap_or_default();
     let started = original.backup_id.is_some();
     let finished = original.phase.is_some_and(|p| p.is_terminal());
@@ -153,7 +154,7 @@ async fn apply(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error> {
     });
     let mut resume_failure = None;
     for effect in &plan.effects {
-        match carry_out(effect, backup, &plan.status, cluster.as_ref(), &jobs, ctx).await {
+        match carry_out(effect, backup, &plan.status, cluster.as_ref(), &jobs, ctx, now).await {
             Ok(()) => {}
             // A backup that failed must show as failed even when Zeebe cannot be reached to resume
             // exporting: record everything else, keep the pause on record, and retry the resume.
@@ -345,12 +346,13 @@ async fn carry_out(
     cluster: Option<&CamundaCluster>,
     jobs: &[ObservedJob],
     ctx: &Context,
+    now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let namespace = backup.namespace().unwrap_or_default();
     match effect {
         Effect::AllocateId { id, uses_refund } => {
             let cluster = cluster.ok_or(Error::MissingObjectKey("cluster"))?;
-            allocate_id(cluster, backup, *id, *uses_refund, ctx).await
+            allocate_id(cluster, backup, *id, *uses_refund, ctx, now).await
         }
         Effect::CreateJobs(components) => {
             let target = status
@@ -433,6 +435,7 @@ async fn allocate_id(
     id: i64,
     uses_refund: bool,
     ctx: &Context,
+    now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let status = cluster.status.clone().unwrap_or_default();
     // Starting inside the interval uses the oldest refund; starting outside it opens a new interval in
@@ -446,7 +449,7 @@ async fn allocate_id(
         "metadata": { "resourceVersion": cluster.resource_version() },
         "status": {
             "lastBackupId": id,
-            "lastBackupStart": Utc::now(),
+            "lastBackupStart": now,
             "activeBackup": backup.name_any(),
             "refunds": refunds,
         }
@@ -504,14 +507,12 @@ async fn release_cluster_lock(backup: &ClusterBackup, ctx: &Context) {
 /// (no new step, Jobs deleted, exporting resumed), then deletes what every started step may have
 /// written. Works without the `CamundaCluster` (it uses the recorded target) and in a terminating
 /// namespace (no Jobs, only direct calls). Gives up after `deletionTimeout` with a Warning.
-async fn cleanup(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error> {
-    let now = Utc::now();
+async fn cleanup(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>) -> Result<Action, Error> {
     let mut status = backup.status.clone().unwrap_or_default();
-    let mut progress = status.deletion.clone().unwrap_or(DeletionStatus {
-        started_at: Some(now),
-        ..DeletionStatus::default()
-    });
-    let started = progress.started_at.unwrap_or(now);
+    if let Some(retry_in) = deletion::wait_before_attempt(status.deletion.as_ref(), now) {
+        let pending = status.deletion.map(|d| d.pending.join("; ")).unwrap_or_default();
+        return Err(Error::DeletionIncomplete { pending, retry_in });
+    }
     status.phase = Some(BackupPhase::Deleting);
 
     let jobs = observe_jobs(backup, ctx).await?;
@@ -521,6 +522,7 @@ async fn cleanup(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error>
     }
 
     let mut pending = Vec::new();
+    let mut deleted = Vec::new();
     if let (Some(target), Some(id)) = (status.target.clone(), status.backup_id) {
         if let Some(exporting) = status.exporting.as_mut().filter(|e| e.needs_resume()) {
             match exporting_client(Some(&target), ctx) {
@@ -541,25 +543,23 @@ async fn cleanup(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error>
                 Err(e) => pending.push(format!("exporting: {e}")),
             }
         }
-        status.deletion = Some(progress.clone());
         for component in deletion::data_components(&status) {
             match delete_component_data(backup, &target, component, id, ctx).await {
-                Ok(()) => progress.deleted.push(component.as_str().to_string()),
+                Ok(()) => deleted.push(component),
                 Err(message) => pending.push(format!("{}: {message}", component.as_str())),
             }
         }
     }
-    progress.attempts = progress.attempts.saturating_add(1);
-    progress.pending = pending.clone();
-    let attempts = progress.attempts;
-    status.deletion = Some(progress);
-
     let timeout = status
         .target
         .as_ref()
         .and_then(|t| t.backup.deletion_timeout.to_std().ok())
         .unwrap_or(std::time::Duration::from_secs(600));
-    match deletion::verdict(&pending, attempts, started, timeout, now) {
+    let progress = status.deletion.take().unwrap_or_default();
+    let (progress, verdict) = deletion::record_attempt(progress, &deleted, pending, timeout, now);
+    let pending = progress.pending.join("; ");
+    status.deletion = Some(progress);
+    match verdict {
         Verdict::Done => {
             if status.backup_id.is_some() {
                 ctx.publish(
@@ -570,13 +570,13 @@ async fn cleanup(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error>
                 )
                 .await;
             }
-            record_refund(backup, ctx).await?;
+            record_refund(backup, ctx, now).await?;
             Ok(Action::await_change())
         }
         Verdict::Retry { after } => {
             apply_status(backup, json!(status), ctx).await?;
             Err(Error::DeletionIncomplete {
-                pending: pending.join("; "),
+                pending,
                 retry_in: after,
             })
         }
@@ -604,7 +604,7 @@ async fn cleanup(backup: &ClusterBackup, ctx: &Context) -> Result<Action, Error>
                 .deletion_failures
                 .get_or_create(&cluster_labels(backup))
                 .inc();
-            record_refund(backup, ctx).await?;
+            record_refund(backup, ctx, now).await?;
             Ok(Action::await_change())
         }
     }
@@ -624,7 +624,7 @@ fn cluster_labels(backup: &ClusterBackup) -> ClusterLabels {
 
 /// A user who deletes a completed or failed backup may take one backup at once: record it in the
 /// cluster's status before the object goes (keyed by UID, so a retried cleanup never counts twice).
-async fn record_refund(backup: &ClusterBackup, ctx: &Context) -> Result<(), Error> {
+async fn record_refund(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>) -> Result<(), Error> {
     let status = backup.status.clone().unwrap_or_default();
     let ran_to_end = status.backup_id.is_some() && status.completion_time.is_some();
     let by_operator = backup.annotations().contains_key(annotations::DELETED_BY);
@@ -642,7 +642,7 @@ async fn record_refund(backup: &ClusterBackup, ctx: &Context) -> Result<(), Erro
     refunds.push(Refund {
         backup: backup.name_any(),
         uid,
-        deleted_at: Utc::now(),
+        deleted_at: now,
     });
     let patch = json!({
         "metadata": { "resourceVersion": cluster.resource_version() },
@@ -720,9 +720,10 @@ async fn search_credentials(
             let secret = secrets
                 .get_opt(&key.name)
                 .await
-                .map_err(|e| format!("reading Secret {}: {e}", key.name))?;
+                .map_err(|e| format!("reading Secret {}: {e}", key.name))?
+                .ok_or_else(|| format!("Secret {} not found", key.name))?;
             let bytes = secret
-                .and_then(|s| s.data)
+                .data
                 .and_then(|mut data| data.remove(&key.key))
                 .ok_or_else(|| format!("Secret {} has no key {}", key.name, key.key))?;
             String::from_utf8(bytes.0)

@@ -439,6 +439,11 @@ where
             match result {
                 Ok((object, _)) => tracing::debug!(kind, name = %object.name, "reconciled"),
                 Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                // A watch named an object that is gone by now (a backup's event maps to its deleted
+                // cluster, say): nothing to reconcile and nothing to retry.
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(kind, name = %object.name, "dropped a reconcile of an object that no longer exists")
+                }
                 Err(error) => warn!(kind, %error, "controller event"),
             }
         })

@@ -2,11 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{
-    api::{ClusterBackupStatus, StepPhase},
-    camunda::Component,
-    k8s::jobs::parse_component,
-};
+use crate::api::{ClusterBackupStatus, Component, DeletionStatus, StepPhase};
 
 /// Components that may hold data of this backup: every step whose Job was created, whatever its
 /// outcome (a failed step can leave partial snapshots behind). Steps that never started hold nothing.
@@ -21,7 +17,7 @@ pub fn data_components(status: &ClusterBackupStatus) -> Vec<Component> {
                     StepPhase::Running | StepPhase::Succeeded | StepPhase::Failed
                 )
         })
-        .filter_map(|s| parse_component(&s.name))
+        .filter_map(|s| Component::from_name(&s.name))
         .filter(|c| {
             !status
                 .deletion
@@ -47,8 +43,44 @@ pub enum Verdict {
 const FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 const MAX_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long to leave the data alone before the next attempt, if an earlier one failed and its backoff
+/// has not passed. Every reconcile before then, whatever woke it (the operator's own status write, a
+/// Job or cluster event), does nothing, so a failing deletion can never retry faster than its backoff.
+pub fn wait_before_attempt(
+    progress: Option<&DeletionStatus>,
+    now: DateTime<Utc>,
+) -> Option<std::time::Duration> {
+    let next = progress?.next_attempt_at?;
+    (now < next).then(|| (next - now).to_std().unwrap_or_default())
+}
+
+/// Records one attempt: what is deleted now, what is left with its error, and (when retried) when the
+/// next attempt is due; decides whether the backup is released, retried or given up.
+pub fn record_attempt(
+    mut progress: DeletionStatus,
+    deleted: &[Component],
+    pending: Vec<String>,
+    timeout: std::time::Duration,
+    now: DateTime<Utc>,
+) -> (DeletionStatus, Verdict) {
+    let started = *progress.started_at.get_or_insert(now);
+    progress
+        .deleted
+        .extend(deleted.iter().map(|c| c.as_str().to_string()));
+    progress.attempts = progress.attempts.saturating_add(1);
+    let verdict = verdict(&pending, progress.attempts, started, timeout, now);
+    progress.pending = pending;
+    progress.next_attempt_at = match &verdict {
+        Verdict::Retry { after } => chrono::Duration::from_std(*after)
+            .ok()
+            .and_then(|after| now.checked_add_signed(after)),
+        Verdict::Done | Verdict::GiveUp { .. } => None,
+    };
+    (progress, verdict)
+}
+
 /// Decides after `attempts` rounds of deleting whether the backup is released, retried or given up.
-pub fn verdict(
+fn verdict(
     pending: &[String],
     attempts: u32,
     started: DateTime<Utc>,
@@ -76,7 +108,7 @@ pub fn verdict(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{DeletionStatus, StepStatus};
+    use crate::api::StepStatus;
     use chrono::TimeZone;
     use std::time::Duration;
 
@@ -152,5 +184,92 @@ mod tests {
             verdict(&left, 31, t0, timeout, seconds(600)),
             Verdict::GiveUp { left }
         );
+    }
+
+    #[test]
+    fn a_failed_attempt_is_paced_by_its_backoff_whatever_wakes_the_reconcile() {
+        let t0 = Utc
+            .with_ymd_and_hms(2026, 12, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let timeout = Duration::from_secs(600);
+        let at = |s| t0 + chrono::Duration::seconds(s);
+        assert_eq!(wait_before_attempt(None, t0), None, "nothing tried yet");
+
+        let (first, verdict) = record_attempt(
+            DeletionStatus::default(),
+            &[Component::Zeebe],
+            vec!["records: Secret search not found".into()],
+            timeout,
+            t0,
+        );
+        assert_eq!(
+            verdict,
+            Verdict::Retry {
+                after: Duration::from_secs(2)
+            }
+        );
+        assert_eq!(first.started_at, Some(t0));
+        assert_eq!(first.attempts, 1);
+        assert_eq!(first.deleted, ["zeebe"]);
+        assert_eq!(first.next_attempt_at, Some(at(2)));
+        // The status write of this attempt wakes the reconcile at once: it must wait, not retry.
+        assert_eq!(
+            wait_before_attempt(Some(&first), t0),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            wait_before_attempt(Some(&first), at(1)),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(wait_before_attempt(Some(&first), at(2)), None, "due");
+
+        let (second, _) = record_attempt(first, &[], vec!["records: still".into()], timeout, at(2));
+        assert_eq!(second.attempts, 2);
+        assert_eq!(
+            second.started_at,
+            Some(t0),
+            "the deadline counts from the first attempt"
+        );
+        assert_eq!(
+            second.next_attempt_at,
+            Some(at(6)),
+            "4 s after the second attempt"
+        );
+
+        let (done, verdict) = record_attempt(second, &[Component::Records], Vec::new(), timeout, at(6));
+        assert_eq!(verdict, Verdict::Done);
+        assert_eq!(done.next_attempt_at, None);
+        assert_eq!(done.deleted, ["zeebe", "records"]);
+
+        let late = DeletionStatus {
+            started_at: Some(t0),
+            ..DeletionStatus::default()
+        };
+        let (gave_up, verdict) = record_attempt(late, &[], vec!["records: x".into()], timeout, at(600));
+        assert!(matches!(verdict, Verdict::GiveUp { .. }));
+        assert_eq!(gave_up.next_attempt_at, None);
+    }
+
+    /// Writes while backing off, over the first minute of a deletion that keeps failing: what the
+    /// write-budget integration test bounds from outside.
+    #[test]
+    fn a_deletion_that_keeps_failing_writes_at_most_six_times_in_its_first_minute() {
+        let t0 = Utc
+            .with_ymd_and_hms(2026, 12, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let mut progress = DeletionStatus::default();
+        let mut now = t0;
+        let mut attempts = 0;
+        while now < t0 + chrono::Duration::seconds(60) {
+            if let Some(wait) = wait_before_attempt(Some(&progress), now) {
+                now += chrono::Duration::from_std(wait).unwrap_or_default();
+                continue;
+            }
+            attempts += 1;
+            (progress, _) = record_attempt(progress, &[], vec!["x".into()], Duration::from_secs(600), now);
+        }
+        assert_eq!(attempts, 5, "at 0, 2, 6, 14 and 30 s");
     }
 }

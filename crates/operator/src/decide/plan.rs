@@ -13,10 +13,9 @@ use crate::{
     api::duration::format_short,
     api::version::{CamundaVersion, VersionFamily},
     api::{
-        BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Condition,
+        BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Component, Condition,
         ConditionStatus, ExportingState, ExportingStatus, StepPhase, StepStatus, set_condition,
     },
-    camunda::Component,
     decide::limits::Turn,
 };
 
@@ -518,7 +517,7 @@ impl Planner<'_> {
                 StepPhase::Succeeded | StepPhase::Skipped => {}
                 StepPhase::Pending => {
                     step.phase = StepPhase::Running;
-                    step.job_name = Some(crate::k8s::jobs::job_name(&backup_name, *component));
+                    step.job_name = Some(crate::api::names::job_name(&backup_name, *component));
                     step.start_time = Some(self.observed.now);
                     to_create.push(*component);
                     all_succeeded = false;

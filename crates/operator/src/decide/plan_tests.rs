@@ -109,7 +109,7 @@ fn observe<'a>(
 fn job(component: Component, state: JobState) -> ObservedJob {
     ObservedJob {
         component,
-        name: crate::k8s::jobs::job_name("b1", component),
+        name: crate::api::names::job_name("b1", component),
         state,
         attempts: 1,
         finished: None,

@@ -41,7 +41,7 @@ use croner::{
 };
 
 use crate::api::{
-    BackupPhase, BackupScheduleSpec, BackupScheduleStatus, Condition, ConditionStatus, SkippedSlot,
+    BackupPhase, BackupScheduleSpec, BackupScheduleStatus, Condition, ConditionStatus, SkippedSlot, names,
 };
 
 /// Skipped slots kept in `status.skippedSlots`, newest last.
@@ -51,8 +51,6 @@ pub const MAX_COUNTED: usize = 1000;
 /// Longest schedule name kept whole in a child's name: the name is `<schedule>-<yyyymmddhhmm>` and
 /// must stay a DNS subdomain of at most 253 characters.
 const MAX_CHILD_NAME: usize = 253;
-/// Label values are limited to 63 characters.
-const MAX_LABEL_VALUE: usize = 63;
 /// Candidates a DST filter may reject in a row: a repeated hour of a per-minute schedule rejects 60
 /// (Antarctica/Troll repeats two hours), so this bound is never reached by a real time zone.
 const MAX_REJECTED_CANDIDATES: usize = 512;
@@ -284,9 +282,7 @@ pub struct Triage {
 /// still tells whose it is.
 pub fn child_name(schedule: &str, slot: DateTime<Utc>) -> String {
     let suffix = slot.format("%Y%m%d%H%M").to_string();
-    let keep = MAX_CHILD_NAME - suffix.len() - 1;
-    let prefix: String = schedule.chars().take(keep).collect();
-    let prefix = prefix.trim_end_matches(['-', '.']);
+    let prefix = names::cut(schedule, MAX_CHILD_NAME - suffix.len() - 1);
     if prefix.is_empty() {
         suffix
     } else {
@@ -301,22 +297,9 @@ pub fn slot_of(child: &str) -> Option<DateTime<Utc>> {
     Some(naive.and_utc())
 }
 
-/// The value of the `c8backup.dev/schedule` label on a schedule's backups: the schedule's name, or for
-/// a name longer than a label value may be, a cut name with a stable hash.
+/// The value of the `c8backup.dev/schedule` label on a schedule's backups.
 pub fn label_value(schedule: &str) -> String {
-    if schedule.len() <= MAX_LABEL_VALUE {
-        return schedule.to_string();
-    }
-    let hash = format!("{:016x}", fnv1a64(schedule.as_bytes()));
-    let prefix: String = schedule.chars().take(MAX_LABEL_VALUE - hash.len() - 1).collect();
-    format!("{}-{hash}", prefix.trim_end_matches(['-', '.']))
-}
-
-/// FNV-1a: stable across Rust releases and operator upgrades, unlike `DefaultHasher`.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    names::label_value(schedule)
 }
 
 /// A `ClusterBackup` of this schedule (or the object that holds a slot's name), as the decision needs it.

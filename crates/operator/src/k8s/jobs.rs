@@ -1,4 +1,4 @@
-//! The snapshot Jobs: their names, the objects the operator creates, and what it reads back from them.
+//! The snapshot Jobs: the objects the operator creates, and what it reads back from them.
 //! Pure functions; the reconciler does the API calls.
 
 use std::collections::BTreeMap;
@@ -17,16 +17,16 @@ use k8s_openapi::{
 use kube::{Resource, ResourceExt};
 
 use crate::{
-    api::{BackupTarget, ClusterBackup, SearchFlavor, SecretKeyRef, labels},
-    camunda::Component,
+    api::{
+        BackupTarget, ClusterBackup, Component, SearchFlavor, SecretKeyRef, labels,
+        names::{MAX_LABEL_VALUE, job_name},
+    },
     decide::plan::{JobState, ObservedJob},
 };
 
 /// Default Pod retries of one step; the step itself retries transient errors and a repeated trigger of
 /// the same ID counts as "already started", so a retry is safe.
 pub const DEFAULT_BACKOFF_LIMIT: i32 = 2;
-/// Label values and Job names are limited to 63 characters.
-const MAX_NAME: usize = 63;
 
 /// How step Jobs run: the operator's own image, from the operator's configuration.
 #[derive(Clone, Debug)]
@@ -38,27 +38,6 @@ pub struct JobSettings {
     pub backoff_limit: i32,
     /// Extra arguments for every step (e.g. `--log-format json`).
     pub log_args: Vec<String>,
-}
-
-/// `<backup>-<step>`, deterministic so that a retry after a crash finds the Job instead of duplicating
-/// it; long backup names are shortened with a stable hash so the name stays unique and within limits.
-pub fn job_name(backup: &str, component: Component) -> String {
-    let step = component.as_str();
-    let plain = format!("{backup}-{step}");
-    if plain.len() <= MAX_NAME {
-        return plain;
-    }
-    let hash = format!("{:08x}", fnv1a(backup.as_bytes()));
-    let keep = MAX_NAME - step.len() - hash.len() - 2;
-    let prefix: String = backup.chars().take(keep).collect();
-    format!("{}-{hash}-{step}", prefix.trim_end_matches(['-', '.']))
-}
-
-/// FNV-1a: stable across Rust releases, unlike `DefaultHasher`, so names survive operator upgrades.
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |hash, byte| {
-        (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
-    })
 }
 
 /// Labels of every Job of a backup, and of its Pods.
@@ -77,7 +56,7 @@ pub fn job_labels(backup: &ClusterBackup, cluster: &str, component: Component) -
 fn truncate_label(value: &str) -> String {
     value
         .chars()
-        .take(MAX_NAME)
+        .take(MAX_LABEL_VALUE)
         .collect::<String>()
         .trim_end_matches(['-', '.', '_'])
         .to_string()
@@ -238,7 +217,7 @@ pub fn observe_job(job: &Job, termination_message: Option<String>) -> Option<Obs
     let component = job
         .labels()
         .get(labels::STEP)
-        .and_then(|step| parse_component(step))?;
+        .and_then(|step| Component::from_name(step))?;
     let status = job.status.clone().unwrap_or_default();
     let condition = |type_: &str| {
         status
@@ -287,10 +266,6 @@ fn to_chrono(time: k8s_openapi::jiff::Timestamp) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-pub fn parse_component(name: &str) -> Option<Component> {
-    Component::ALL.into_iter().find(|c| c.as_str() == name)
-}
-
 /// The termination message of the newest failed container among a Job's Pods.
 pub fn termination_message(pods: &[Pod]) -> Option<String> {
     pods.iter()
@@ -304,28 +279,4 @@ pub fn termination_message(pods: &[Pod]) -> Option<String> {
         })
         .max_by_key(|(finished, _)| *finished)
         .map(|(_, message)| message)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn job_names_are_deterministic_and_bounded() {
-        assert_eq!(
-            job_name("nightly-20261124", Component::Zeebe),
-            "nightly-20261124-zeebe"
-        );
-        let long = "a".repeat(200);
-        let name = job_name(&long, Component::Records);
-        assert!(name.len() <= 63, "{name}");
-        assert!(name.ends_with("-records"));
-        assert_eq!(name, job_name(&long, Component::Records));
-        let other = format!("{}b", "a".repeat(199));
-        assert_ne!(
-            job_name(&other, Component::Records),
-            name,
-            "two long names must not collide"
-        );
-    }
 }
