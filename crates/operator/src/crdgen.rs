@@ -133,7 +133,7 @@ mod tests {
                 assert!(
                     checked_in == generated,
                     "{} differs from the Rust types; regenerate with: \
-                     cargo run -- crdgen --out-dir crds --out-dir charts/camunda-backup-operator/crds",
+                     cargo run -p camunda-backup-operator -- crdgen --out-dir crds --out-dir charts/camunda-backup-operator/crds",
                     path.display()
                 );
             }

@@ -6,8 +6,8 @@
 //!   no async runtime);
 //! - [`camunda`]: the clients of the Camunda backup APIs;
 //! - [`k8s`]: the Kubernetes adapters (Jobs built and observed, status writes);
+//! - [`ops`]: what runs beside the controllers (HTTP probes and metrics, leader election, logging);
 //! - [`controller`]: the reconcilers, thin shells of observe → decide → act → record;
-//! - [`ops`]: what runs around them (HTTP probes and metrics, leader election, logging);
 //! - the binary's roles: [`step`] (what a snapshot Job runs), [`crdgen`], [`cli`].
 
 pub mod api;

@@ -4,7 +4,7 @@ use camunda_backup_operator::{
     cli::{Cli, Command},
     controller::{self, RunArgs},
     crdgen,
-    ops::telemetry,
+    ops::telemetry::{self, LogFormat},
     step,
 };
 use clap::Parser;
@@ -16,13 +16,13 @@ async fn main() -> ExitCode {
     match cli.command {
         Some(Command::Crdgen(args)) => crdgen::run(args),
         Some(Command::Step(args)) => step::run(args).await,
-        Some(Command::Run(args)) => run_controllers(args).await,
-        None => run_controllers(cli.run).await,
+        Some(Command::Run(args)) => run_controllers(args, cli.log.log_format).await,
+        None => run_controllers(cli.run, cli.log.log_format).await,
     }
 }
 
-async fn run_controllers(args: RunArgs) -> ExitCode {
-    match controller::run(args).await {
+async fn run_controllers(args: RunArgs, log_format: LogFormat) -> ExitCode {
+    match controller::run(args, log_format).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "the operator stopped");

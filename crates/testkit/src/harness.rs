@@ -420,3 +420,51 @@ pub async fn wait_event(
     )
     .await
 }
+
+/// What one object cost over a window: writes to it (each one a watch event) and the operator's
+/// reconciles of it (one debug line each in its JSON log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cost {
+    pub writes: usize,
+    pub reconciles: usize,
+}
+
+impl World {
+    /// Counts the writes to `name` and the operator's reconciles of it (of `kind`) for `window`. The
+    /// operator must log JSON at debug level (`--log-format json`, the harness's default level).
+    pub async fn measure<K>(&self, api: Api<K>, kind: &str, name: &str, window: Duration) -> Cost
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
+        use futures::StreamExt;
+        use kube::runtime::watcher;
+        let log_before = self.operator.log_text().len();
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let mut events = watcher(api, config).boxed();
+        let mut writes = 0;
+        let mut listed = false;
+        let counting = async {
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(watcher::Event::InitDone) => listed = true,
+                    Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) if listed => writes += 1,
+                    _ => {}
+                }
+            }
+        };
+        let _ = tokio::time::timeout(window, counting).await;
+        let log = self.operator.log_text();
+        let reconciles = log
+            .get(log_before..)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|line| {
+                matches!(line["message"].as_str(), Some("reconciled" | "reconcile failed"))
+                    && line["kind"] == kind
+                    && line["name"] == name
+            })
+            .count();
+        Cost { writes, reconciles }
+    }
+}

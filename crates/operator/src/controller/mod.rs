@@ -12,6 +12,7 @@ use std::{
 };
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ResourceRequirements;
 
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -35,6 +36,7 @@ use crate::{
     ops::http::{self, Health},
     ops::leadership::{self, LeaderArgs},
     ops::metrics::{ErrorLabels, Metrics, StateView},
+    ops::telemetry::LogFormat,
 };
 
 /// How the operator runs (the `run` subcommand, which is also the default).
@@ -53,6 +55,10 @@ pub struct RunArgs {
     /// Pull policy of the step Jobs' image.
     #[arg(long, env = "C8B_STEP_IMAGE_PULL_POLICY")]
     pub step_image_pull_policy: Option<String>,
+    /// Resource requests and limits of the step Jobs' container, as JSON (a Kubernetes
+    /// `ResourceRequirements`, e.g. `{"requests":{"cpu":"10m","memory":"16Mi"}}`).
+    #[arg(long, env = "C8B_STEP_RESOURCES", value_parser = parse_resources)]
+    pub step_resources: Option<ResourceRequirements>,
     /// Pod retries of one step Job before the step fails (the step itself also retries transient errors).
     #[arg(long, env = "C8B_STEP_BACKOFF_LIMIT", default_value_t = crate::k8s::jobs::DEFAULT_BACKOFF_LIMIT)]
     pub step_backoff_limit: i32,
@@ -68,6 +74,10 @@ pub struct RunArgs {
     pub http_addr: std::net::SocketAddr,
     #[command(flatten)]
     pub leader: LeaderArgs,
+}
+
+fn parse_resources(text: &str) -> Result<ResourceRequirements, String> {
+    serde_json::from_str(text).map_err(|e| format!("not a ResourceRequirements object: {e}"))
 }
 
 /// Why the operator stopped.
@@ -329,7 +339,7 @@ where
 
 /// Runs the controllers until SIGTERM or SIGINT (with leader election: once this replica holds the
 /// lease, and until it loses it).
-pub async fn run(args: RunArgs) -> Result<(), RunError> {
+pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Connect)?;
     let namespace = args.namespace.as_deref();
     let backups: Api<ClusterBackup> = namespaced_or_all(&client, namespace);
@@ -349,9 +359,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         jobs: JobSettings {
             image: args.step_image.clone(),
             image_pull_policy: args.step_image_pull_policy.clone(),
-            resources: None,
+            resources: args.step_resources.clone(),
             backoff_limit: args.step_backoff_limit,
-            log_args: Vec::new(),
+            log_args: log_format.args(),
         },
         camunda: ClientOptions {
             request_timeout: args.camunda_request_timeout,
@@ -438,7 +448,10 @@ where
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(kind, name = %object.name, "reconciled"),
-                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                // Logged with its reason by the error policy; this line counts the reconcile.
+                Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
+                    tracing::debug!(kind, name = %object.name, reason = error.reason(), "reconcile failed")
+                }
                 // A watch named an object that is gone by now (a backup's event maps to its deleted
                 // cluster, say): nothing to reconcile and nothing to retry.
                 Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {

@@ -5,4 +5,5 @@
 pub mod deletion;
 pub mod limits;
 pub mod plan;
+pub mod requeue;
 pub mod schedule;

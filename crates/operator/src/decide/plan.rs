@@ -16,7 +16,7 @@ use crate::{
         BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Component, Condition,
         ConditionStatus, ExportingState, ExportingStatus, StepPhase, StepStatus, set_condition,
     },
-    decide::limits::Turn,
+    decide::{limits::Turn, requeue::Requeue},
 };
 
 /// One stage of the documented procedure; the snapshots of one stage run in parallel.
@@ -174,7 +174,7 @@ struct Planner<'a> {
     status: ClusterBackupStatus,
     effects: Vec<Effect>,
     notes: Vec<Note>,
-    requeue: Option<Duration>,
+    requeue: Requeue,
 }
 
 pub fn plan(observed: &Observed<'_>) -> Plan {
@@ -186,7 +186,7 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
         status,
         effects: Vec::new(),
         notes: Vec::new(),
-        requeue: None,
+        requeue: Requeue::default(),
     };
     planner.note_spec_change();
     match planner.status.phase {
@@ -199,11 +199,13 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
         _ if planner.status.backup_id.is_none() => planner.admit(),
         _ => planner.advance(),
     }
+    // A finished backup waits for a change (or, while its resume fails, for the error policy).
+    let finished = planner.status.phase.is_some_and(|p| p.is_terminal());
     Plan {
         effects: planner.effects,
         status: planner.status,
         notes: planner.notes,
-        requeue: planner.requeue,
+        requeue: if finished { None } else { planner.requeue.after() },
     }
 }
 
@@ -287,7 +289,7 @@ impl Planner<'_> {
         match &self.observed.turn {
             Turn::Wait { reason, message } => {
                 self.set_phase(BackupPhase::Pending, reason, message.clone(), false);
-                self.requeue = Some(WAITING_RECHECK);
+                self.requeue.within(WAITING_RECHECK);
             }
             Turn::Reject { next_allowed } => {
                 self.status.next_allowed_at = Some(*next_allowed);
@@ -345,7 +347,7 @@ impl Planner<'_> {
             spec.version
         );
         self.set_phase(BackupPhase::Running, "Started", message, false);
-        self.requeue = Some(Duration::ZERO);
+        self.requeue.within(Duration::ZERO);
     }
 
     /// A running backup: fold the Jobs into the steps, then take the next stage of the procedure.
@@ -381,7 +383,8 @@ impl Planner<'_> {
                 );
                 return self.fail("ExportingPauseTimeout", message);
             }
-            self.requeue = Some((deadline - self.observed.now).to_std().unwrap_or_default());
+            self.requeue
+                .within((deadline - self.observed.now).to_std().unwrap_or_default());
         }
         for stage in procedure(version, target.optimize.is_some()) {
             let done = match stage {
@@ -446,7 +449,6 @@ impl Planner<'_> {
         let now = self.observed.now;
         let limit =
             chrono::Duration::from_std(step_timeout + STEP_DEADLINE_GRACE).unwrap_or(chrono::Duration::MAX);
-        let mut earliest: Option<Duration> = None;
         for step in self
             .status
             .steps
@@ -461,12 +463,8 @@ impl Planner<'_> {
                 step.finish_time = Some(now);
                 step.message = Some(format!("the step did not finish within stepTimeout ({written})"));
             } else {
-                let left = (deadline - now).to_std().unwrap_or_default();
-                earliest = Some(earliest.map_or(left, |e| e.min(left)));
+                self.requeue.within((deadline - now).to_std().unwrap_or_default());
             }
-        }
-        if let Some(left) = earliest {
-            self.requeue = Some(self.requeue.map_or(left, |r| r.min(left)));
         }
     }
 
@@ -482,7 +480,7 @@ impl Planner<'_> {
                     paused_at: self.observed.now,
                     resumed_at: None,
                 });
-                self.requeue = Some(Duration::ZERO);
+                self.requeue.within(Duration::ZERO);
                 false
             }
             Some(ExportingState::Pausing) => {
@@ -492,7 +490,7 @@ impl Planner<'_> {
                 }
                 let kind = if soft { "soft-paused" } else { "paused" };
                 self.note(false, "ExportingPaused", format!("exporting {kind}"));
-                self.requeue = Some(Duration::ZERO);
+                self.requeue.within(Duration::ZERO);
                 false
             }
             Some(ExportingState::Paused | ExportingState::Resumed) => true,
@@ -569,7 +567,6 @@ impl Planner<'_> {
         if let Some(start) = self.status.start_time {
             self.status.duration = Some(format_short((now - start).to_std().unwrap_or_default()));
         }
-        self.requeue = None;
         self.set_phase(phase, reason, message, phase == BackupPhase::Failed);
     }
 }

@@ -532,6 +532,24 @@ fn a_step_whose_job_never_reports_fails_after_step_timeout_and_its_grace() {
 }
 
 #[test]
+fn a_step_deadline_nearer_than_the_pause_deadline_is_not_overwritten_by_it() {
+    let c = cluster("8.7.3", false);
+    let mut status = paused_status();
+    if let Some(target) = status.target.as_mut() {
+        target.backup.step_timeout = "5m".parse().unwrap();
+    }
+    let records = status.steps.iter_mut().find(|s| s.name == "records").unwrap();
+    records.phase = StepPhase::Running;
+    records.start_time = Some(t(10));
+    records.job_name = Some(crate::api::names::job_name("b1", Component::Records));
+    let b = with_status(status);
+    let p = observe(&b, ready(&c), &[job(Component::Records, JobState::Active)], 20);
+    assert_eq!(phase_of(&p), Some(BackupPhase::Running));
+    // The step's deadline (5 min + grace after t(10)) comes long before the pause's (30 min).
+    assert_eq!(p.requeue, Some(Duration::from_secs(10 + 300 + 60 - 20)));
+}
+
+#[test]
 fn terminal_backups_are_left_alone() {
     let (_, done) = run_to_the_end("8.7.3", false);
     let b = with_status(done.status.clone());

@@ -10,6 +10,16 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// The arguments that give another process of this binary (a step Job) the same format.
+    pub fn args(self) -> Vec<String> {
+        match self {
+            LogFormat::Text => Vec::new(),
+            LogFormat::Json => vec!["--log-format".into(), "json".into()],
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Log filter in `RUST_LOG` syntax, e.g. `info` or `camunda_backup_operator=debug`.

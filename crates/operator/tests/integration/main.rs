@@ -11,3 +11,4 @@ mod hostile;
 mod leader;
 mod limits;
 mod schedules;
+mod write_budget;
