@@ -9,6 +9,8 @@
 #
 # The build is cached outside the checkout in $C8B_CACHE_DIR (default ~/.cache/camunda-backup-operator).
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 K8S_VERSION=1.20.2
 CACHE_DIR=${C8B_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/camunda-backup-operator}
@@ -119,10 +121,6 @@ build_kubernetes() {
   mv "$BIN_DIR.tmp" "$BIN_DIR"
   rm -rf "$work"
   log "cached in $BIN_DIR"
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
 wait_for() {

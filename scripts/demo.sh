@@ -12,6 +12,8 @@
 #   - the node agent (`node-agent`, crates/testkit): plays the kubelet for the step Pods
 #   - the operator (`camunda-backup-operator run --namespace demo`)
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
@@ -106,10 +108,6 @@ fail() {
 }
 
 trap 'fail "a command failed at line $LINENO"' ERR
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 say "1/7 installing what the demo needs (apt packages and the Kubernetes 1.20 build: ~6 min once, then cached)"
 bash scripts/control-plane.sh install

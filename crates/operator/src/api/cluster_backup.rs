@@ -236,3 +236,14 @@ pub struct DeletionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
+
+impl ClusterBackup {
+    /// The cluster this backup belongs to: the one it started for (recorded in its status), else the
+    /// one its spec names (the spec is immutable, but old servers do not enforce that).
+    pub fn cluster_name(&self) -> &str {
+        self.status
+            .as_ref()
+            .and_then(|s| s.target.as_ref())
+            .map_or(self.spec.cluster_ref.name.as_str(), |t| t.cluster.as_str())
+    }
+}

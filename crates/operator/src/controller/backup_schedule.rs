@@ -29,6 +29,7 @@ use super::{Context, Error, apply_status, get_opt};
 use crate::{
     api::{BackupPhase, BackupSchedule, CamundaCluster, ClusterBackup, annotations, labels},
     decide::schedule::{self, Child, ClusterState, Decision, Fire, Input},
+    k8s::time::to_chrono,
     ops::metrics::SkipLabels,
 };
 
@@ -189,7 +190,7 @@ fn children_of(schedule: &BackupSchedule, ctx: &Context) -> Vec<Child> {
                 reason: status.reason,
                 created: b
                     .creation_timestamp()
-                    .and_then(|t| chrono::DateTime::from_timestamp(t.0.as_second(), 0))
+                    .map(|t| to_chrono(&t.0))
                     .unwrap_or_default(),
                 completed: status.completion_time,
                 deleting: b.metadata.deletion_timestamp.is_some()

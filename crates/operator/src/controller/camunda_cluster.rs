@@ -34,7 +34,7 @@ pub(super) async fn run(controller: Controller<CamundaCluster>, ctx: Arc<Context
     // Any change of a backup (completed, deleted) updates its cluster's status and retention.
     let cluster_of = |backup: ClusterBackup| {
         let namespace = backup.namespace()?;
-        Some(ObjectRef::<CamundaCluster>::new(&cluster_name(&backup)).within(&namespace))
+        Some(ObjectRef::<CamundaCluster>::new(backup.cluster_name()).within(&namespace))
     };
     let results = controller
         .watches(backups, watcher::Config::default().any_semantic(), cluster_of)
@@ -44,22 +44,13 @@ pub(super) async fn run(controller: Controller<CamundaCluster>, ctx: Arc<Context
     super::drain("CamundaCluster", results).await;
 }
 
-/// The cluster a backup belongs to: the one it started for, else the one its spec names.
-fn cluster_name(backup: &ClusterBackup) -> String {
-    backup
-        .status
-        .as_ref()
-        .and_then(|s| s.target.as_ref())
-        .map_or_else(|| backup.spec.cluster_ref.name.clone(), |t| t.cluster.clone())
-}
-
 fn backups_of(cluster: &CamundaCluster, ctx: &Context) -> Vec<Arc<ClusterBackup>> {
     let namespace = cluster.namespace();
     let name = cluster.name_any();
     ctx.backups
         .state()
         .into_iter()
-        .filter(|b| b.namespace() == namespace && cluster_name(b) == name)
+        .filter(|b| b.namespace() == namespace && b.cluster_name() == name)
         .collect()
 }
 

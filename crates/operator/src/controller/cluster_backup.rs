@@ -28,9 +28,10 @@ use crate::{
         SearchFlavor as ClientFlavor, exporting::Exporting,
     },
     decide::deletion::{self, Verdict},
-    decide::limits::{BackupView, RateState, Turn, deletion_refunds, turn},
+    decide::limits::{BackupView, RateState, Turn, deletion_refunds, refunds_after_start, turn},
     decide::plan::{self, ClusterView, Effect, JobState, Observed, ObservedJob, conditions},
     k8s::jobs::{self, build_job, observe_job},
+    k8s::time::to_chrono,
     ops::metrics::{ClusterLabels, StepLabels},
 };
 
@@ -264,10 +265,6 @@ pub(super) fn view(backup: &ClusterBackup) -> BackupView {
     }
 }
 
-fn to_chrono(time: &k8s_openapi::jiff::Timestamp) -> chrono::DateTime<Utc> {
-    chrono::DateTime::from_timestamp(time.as_second(), 0).unwrap_or_default()
-}
-
 pub(super) fn rate_state(cluster: &CamundaCluster) -> RateState {
     let status = cluster.status.clone().unwrap_or_default();
     RateState {
@@ -438,13 +435,7 @@ async fn allocate_id(
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let status = cluster.status.clone().unwrap_or_default();
-    // Starting inside the interval uses the oldest refund; starting outside it opens a new interval in
-    // which earlier deletions no longer count.
-    let refunds = if uses_refund {
-        status.refunds.iter().skip(1).cloned().collect()
-    } else {
-        Vec::new()
-    };
+    let refunds = refunds_after_start(&status.refunds, uses_refund);
     let patch = json!({
         "metadata": { "resourceVersion": cluster.resource_version() },
         "status": {
@@ -476,15 +467,7 @@ async fn allocate_id(
 /// Frees the cluster's lock if this backup still holds it. Best effort: a stale lock held by a finished
 /// backup does not block the next one (see `limits::turn`).
 async fn release_cluster_lock(backup: &ClusterBackup, ctx: &Context) {
-    let Some(target) = backup
-        .status
-        .as_ref()
-        .and_then(|s| s.target.as_ref())
-        .map(|t| t.cluster.clone())
-        .or_else(|| Some(backup.spec.cluster_ref.name.clone()))
-    else {
-        return;
-    };
+    let target = backup.cluster_name().to_string();
     let api: Api<CamundaCluster> =
         Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
     let Ok(Some(cluster)) = api.get_opt(&target).await else {
@@ -611,14 +594,9 @@ async fn cleanup(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>) -> R
 }
 
 fn cluster_labels(backup: &ClusterBackup) -> ClusterLabels {
-    let cluster = backup
-        .status
-        .as_ref()
-        .and_then(|s| s.target.as_ref())
-        .map(|t| t.cluster.clone());
     ClusterLabels {
         namespace: backup.namespace().unwrap_or_default(),
-        cluster: cluster.unwrap_or_else(|| backup.spec.cluster_ref.name.clone()),
+        cluster: backup.cluster_name().to_string(),
     }
 }
 

@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{BackupPhase, Limits};
+use crate::api::{BackupPhase, Limits, Refund};
 
 /// What admission needs to know of one backup of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,6 +160,16 @@ pub fn retention(backups: &[BackupView], limits: &Limits) -> Vec<String> {
     doomed.extend(keep_newest(BackupPhase::Failed, limits.failed_retained as usize));
     doomed.reverse();
     doomed
+}
+
+/// The refunds left once a backup starts: starting inside the interval uses the oldest refund;
+/// starting outside it opens a new interval, in which earlier deletions no longer count.
+pub fn refunds_after_start(refunds: &[Refund], uses_refund: bool) -> Vec<Refund> {
+    if uses_refund {
+        refunds.iter().skip(1).cloned().collect()
+    } else {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]
@@ -589,5 +599,26 @@ mod properties {
                 prop_assert!(starting.is_empty());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod refund_tests {
+    use super::*;
+
+    fn refund(backup: &str) -> Refund {
+        Refund {
+            backup: backup.into(),
+            uid: format!("uid-{backup}"),
+            deleted_at: DateTime::<Utc>::default(),
+        }
+    }
+
+    #[test]
+    fn a_start_inside_the_interval_uses_the_oldest_refund_and_one_outside_clears_them() {
+        let refunds = [refund("b1"), refund("b2")];
+        assert_eq!(refunds_after_start(&refunds, true), [refund("b2")]);
+        assert_eq!(refunds_after_start(&refunds, false), []);
+        assert_eq!(refunds_after_start(&[], false), []);
     }
 }

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use k8s_openapi::{
     api::{
         batch::v1::{Job, JobSpec},
@@ -257,13 +256,8 @@ pub fn observe_job(job: &Job, termination_message: Option<String>) -> Option<Obs
         name: job.name_any(),
         state,
         attempts: u32::try_from(attempts).unwrap_or(0),
-        finished: finished.map(to_chrono),
+        finished: finished.as_ref().map(super::time::to_chrono),
     })
-}
-
-fn to_chrono(time: k8s_openapi::jiff::Timestamp) -> DateTime<Utc> {
-    DateTime::from_timestamp(time.as_second(), time.subsec_nanosecond().try_into().unwrap_or(0))
-        .unwrap_or_default()
 }
 
 /// The termination message of the newest failed container among a Job's Pods.

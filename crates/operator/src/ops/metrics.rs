@@ -177,10 +177,7 @@ fn state_gauges(
     let mut newest: BTreeMap<ClusterLabels, i64> = BTreeMap::new();
     for backup in backups {
         let status = backup.status.clone().unwrap_or_default();
-        let cluster = status
-            .target
-            .as_ref()
-            .map_or(backup.spec.cluster_ref.name.clone(), |t| t.cluster.clone());
+        let cluster = backup.cluster_name().to_string();
         let labels = ClusterLabels {
             namespace: backup.namespace().unwrap_or_default(),
             cluster,
