@@ -160,15 +160,7 @@ async fn apply(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>) -> Res
             // A backup that failed must show as failed even when Zeebe cannot be reached to resume
             // exporting: record everything else, keep the pause on record, and retry the resume.
             Err(error @ Error::ResumeExporting(_)) => {
-                plan.status.exporting = original.exporting.clone();
-                plan.notes.retain(|n| n.reason != "ExportingResumed");
-                plan.notes.push(plan::Note {
-                    warning: true,
-                    reason: "ResumeExportingFailed",
-                    message: format!(
-                        "exporting is still paused and is resumed as soon as Zeebe answers: {error}"
-                    ),
-                });
+                plan.resume_failed(original.exporting.clone(), &error.to_string());
                 resume_failure = Some(error);
                 break;
             }
@@ -516,7 +508,7 @@ async fn cleanup(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>) -> R
                         ctx.publish(
                             backup,
                             false,
-                            "ExportingResumed",
+                            plan::reasons::EXPORTING_RESUMED,
                             "exporting resumed: the running backup was deleted".into(),
                         )
                         .await;

@@ -192,7 +192,7 @@ impl Error {
             Error::DeleteJob { .. } => "DeleteJobFailed",
             Error::BuildJob { .. } => "BuildJobFailed",
             Error::PauseExporting(_) => "PauseExportingFailed",
-            Error::ResumeExporting(_) => "ResumeExportingFailed",
+            Error::ResumeExporting(_) => crate::decide::plan::reasons::RESUME_EXPORTING_FAILED,
             Error::DeletionIncomplete { .. } => "DeletionIncomplete",
             Error::CreateBackup { .. } => "CreateBackupFailed",
             Error::TrimBackup { .. } => "TrimBackupFailed",

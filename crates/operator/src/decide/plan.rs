@@ -153,6 +153,27 @@ pub struct Plan {
     pub requeue: Option<Duration>,
 }
 
+/// Event reasons the shell or the tests refer to.
+pub mod reasons {
+    pub const EXPORTING_RESUMED: &str = "ExportingResumed";
+    pub const RESUME_EXPORTING_FAILED: &str = "ResumeExportingFailed";
+}
+
+impl Plan {
+    /// The plan once Zeebe could not be reached to resume exporting: everything else stands (a backup
+    /// that failed shows as failed), the pause stays on record as it was so that the next reconcile
+    /// resumes it again, and a Warning says so instead of the "resumed" Event.
+    pub fn resume_failed(&mut self, recorded: Option<ExportingStatus>, error: &str) {
+        self.status.exporting = recorded;
+        self.notes.retain(|n| n.reason != reasons::EXPORTING_RESUMED);
+        self.notes.push(Note {
+            warning: true,
+            reason: reasons::RESUME_EXPORTING_FAILED,
+            message: format!("exporting is still paused and is resumed as soon as Zeebe answers: {error}"),
+        });
+    }
+}
+
 /// Condition types of a `ClusterBackup`.
 pub mod conditions {
     pub const READY: &str = "Ready";
@@ -541,7 +562,7 @@ impl Planner<'_> {
             self.effects.push(Effect::ResumeExporting);
             self.note(
                 false,
-                "ExportingResumed",
+                reasons::EXPORTING_RESUMED,
                 format!("exporting resumed after {}", format_short(paused_for)),
             );
         }

@@ -377,6 +377,34 @@ fn a_failed_step_fails_the_backup_resumes_exporting_and_starts_nothing_more() {
         StepPhase::Skipped
     );
     assert!(failed.notes.iter().any(|n| n.warning && n.reason == "StepFailed"));
+
+    // Zeebe cannot be reached to resume: the backup still shows as failed, the pause stays on record
+    // (so the next reconcile resumes again), and the Event says it is still paused.
+    let mut unresumed = failed.clone();
+    unresumed.resume_failed(
+        b.status.as_ref().and_then(|s| s.exporting.clone()),
+        "connection refused",
+    );
+    assert_eq!(phase_of(&unresumed), Some(BackupPhase::Failed));
+    assert_eq!(
+        unresumed.status.exporting.as_ref().map(|e| e.state),
+        Some(ExportingState::Paused)
+    );
+    assert!(
+        !unresumed
+            .notes
+            .iter()
+            .any(|n| n.reason == reasons::EXPORTING_RESUMED)
+    );
+    assert!(unresumed.notes.iter().any(|n| n.warning
+        && n.reason == reasons::RESUME_EXPORTING_FAILED
+        && n.message.contains("connection refused")));
+    let again = observe(&with_status(unresumed.status), ready(&c), &[], 30);
+    assert_eq!(
+        again.effects,
+        vec![Effect::ResumeExporting],
+        "resumed on the next reconcile"
+    );
 }
 
 #[test]
