@@ -27,9 +27,9 @@ use tracing::{info, instrument, warn};
 
 use super::{Context, Error, apply_status, get_opt};
 use crate::{
+    api::time::to_chrono,
     api::{BackupPhase, BackupSchedule, CamundaCluster, ClusterBackup, annotations, labels},
     decide::schedule::{self, Child, ClusterState, Decision, Fire, Input},
-    k8s::time::to_chrono,
     ops::metrics::SkipLabels,
 };
 

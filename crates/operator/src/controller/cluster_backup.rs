@@ -31,7 +31,6 @@ use crate::{
     decide::limits::{BackupView, RateState, Turn, deletion_refunds, refunds_after_start, turn},
     decide::plan::{self, ClusterView, Effect, JobState, Observed, ObservedJob, conditions},
     k8s::jobs::{self, build_job, observe_job},
-    k8s::time::to_chrono,
     ops::metrics::{ClusterLabels, StepLabels},
 };
 
@@ -138,7 +137,7 @@ async fn apply(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>) -> Res
                     &backup.name_any(),
                     &sibling_views(backup, ctx),
                     &limits,
-                    &rate_state(c),
+                    &RateState::of(c),
                     now,
                 );
                 (ClusterView::Ready { cluster: c, version }, turn)
@@ -196,10 +195,10 @@ fn sibling_views(backup: &ClusterBackup, ctx: &Context) -> Vec<BackupView> {
         .iter()
         .filter(|b| b.namespace() == namespace && b.spec.cluster_ref.name == backup.spec.cluster_ref.name)
         .filter(|b| b.name_any() != backup.name_any())
-        .map(|b| view(b))
+        .map(|b| BackupView::of(b))
         .collect();
     // The object being reconciled may be newer than the store's copy.
-    views.push(view(backup));
+    views.push(BackupView::of(backup));
     views
 }
 
@@ -239,30 +238,6 @@ fn count_transitions(
                 })
                 .observe(seconds);
         }
-    }
-}
-
-pub(super) fn view(backup: &ClusterBackup) -> BackupView {
-    let status = backup.status.clone().unwrap_or_default();
-    BackupView {
-        name: backup.name_any(),
-        created: backup
-            .creation_timestamp()
-            .map(|t| to_chrono(&t.0))
-            .unwrap_or_default(),
-        phase: status.phase,
-        started: status.backup_id.is_some(),
-        finished: status.completion_time,
-        deleting: backup.metadata.deletion_timestamp.is_some(),
-    }
-}
-
-pub(super) fn rate_state(cluster: &CamundaCluster) -> RateState {
-    let status = cluster.status.clone().unwrap_or_default();
-    RateState {
-        last_backup_start: status.last_backup_start,
-        refunds: status.refunds.len(),
-        active_backup: status.active_backup,
     }
 }
 

@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{BackupPhase, Limits, Refund};
+use crate::api::{BackupPhase, CamundaCluster, ClusterBackup, Limits, Refund, time::to_chrono};
 
 /// What admission needs to know of one backup of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +28,24 @@ pub struct BackupView {
 }
 
 impl BackupView {
+    pub fn of(backup: &ClusterBackup) -> BackupView {
+        let status = backup.status.as_ref();
+        BackupView {
+            // Every object read from the API server has a name.
+            name: backup.metadata.name.clone().unwrap_or_default(),
+            created: backup
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| to_chrono(&t.0))
+                .unwrap_or_default(),
+            phase: status.and_then(|s| s.phase),
+            started: status.is_some_and(|s| s.backup_id.is_some()),
+            finished: status.and_then(|s| s.completion_time),
+            deleting: backup.metadata.deletion_timestamp.is_some(),
+        }
+    }
+
     fn is_active(&self) -> bool {
         self.started && !self.phase.is_some_and(BackupPhase::is_terminal)
     }
@@ -45,6 +63,17 @@ pub struct RateState {
     pub refunds: usize,
     /// The backup holding the cluster's lock (`status.activeBackup`).
     pub active_backup: Option<String>,
+}
+
+impl RateState {
+    pub fn of(cluster: &CamundaCluster) -> RateState {
+        let status = cluster.status.as_ref();
+        RateState {
+            last_backup_start: status.and_then(|s| s.last_backup_start),
+            refunds: status.map_or(0, |s| s.refunds.len()),
+            active_backup: status.and_then(|s| s.active_backup.clone()),
+        }
+    }
 }
 
 /// Whether a backup that has not started may start now.

@@ -2,8 +2,10 @@
 //! of `now`, which the shell reads once per reconcile. Nothing here holds a client, reads the clock or
 //! awaits, so every rule is table-tested.
 
+pub mod cluster;
 pub mod deletion;
 pub mod limits;
+pub mod note;
 pub mod plan;
 pub mod requeue;
 pub mod schedule;

@@ -16,7 +16,7 @@ use crate::{
         BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Component, Condition,
         ConditionStatus, ExportingState, ExportingStatus, StepPhase, StepStatus, set_condition,
     },
-    decide::{limits::Turn, requeue::Requeue},
+    decide::{limits::Turn, note::Note, requeue::Requeue},
 };
 
 /// One stage of the documented procedure; the snapshots of one stage run in parallel.
@@ -134,14 +134,6 @@ pub enum Effect {
     CreateJobs(Vec<Component>),
     DeleteActiveJobs,
     ResumeExporting,
-}
-
-/// An Event to publish after the status is recorded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Note {
-    pub warning: bool,
-    pub reason: &'static str,
-    pub message: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -356,7 +356,7 @@ pub struct Fire {
 }
 
 /// An Event to publish (the same shape the backup planner uses).
-pub use crate::decide::plan::Note;
+pub use crate::decide::note::Note;
 
 /// What the reconciler does now.
 #[derive(Clone, Debug, PartialEq)]

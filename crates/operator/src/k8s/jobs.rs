@@ -256,7 +256,7 @@ pub fn observe_job(job: &Job, termination_message: Option<String>) -> Option<Obs
         name: job.name_any(),
         state,
         attempts: u32::try_from(attempts).unwrap_or(0),
-        finished: finished.as_ref().map(super::time::to_chrono),
+        finished: finished.as_ref().map(crate::api::time::to_chrono),
     })
 }
 

@@ -1,4 +1,3 @@
 //! Kubernetes adapters: the objects the operator builds and reads, and how it writes status.
 
 pub mod jobs;
-pub mod time;

@@ -1,4 +1,4 @@
-//! Times as Kubernetes' types carry them, converted once for the decision core (which speaks chrono).
+//! Times as Kubernetes' types carry them (jiff), as the decision core reads them (chrono).
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::jiff::Timestamp;
