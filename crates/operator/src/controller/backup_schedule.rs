@@ -14,7 +14,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use chrono::Utc;
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    api::PostParams,
     runtime::{
         Controller,
         controller::Action,
@@ -25,13 +25,77 @@ use kube::{
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
-use super::{Context, Error, apply_status, get_opt};
+use super::{
+    Context, apply_status,
+    error::{ReconcileError, is_conflict},
+};
 use crate::{
     api::time::to_chrono,
-    api::{BackupPhase, BackupSchedule, CamundaCluster, ClusterBackup, annotations, labels},
+    api::{BackupPhase, BackupSchedule, CamundaCluster, ClusterBackup, labels},
     decide::schedule::{self, Child, ClusterState, Decision, Fire, Input},
+    k8s::backups,
     ops::metrics::SkipLabels,
 };
+
+/// Failures of a `BackupSchedule` reconcile, named for the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the BackupSchedule has no namespace")]
+    MissingNamespace,
+    #[error("reading the schedule: {0}")]
+    ReadSchedule(#[source] kube::Error),
+    #[error("reading CamundaCluster {cluster}: {source}")]
+    ReadCluster {
+        cluster: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("recording the schedule's status: {0}")]
+    RecordStatus(#[source] kube::Error),
+    #[error("building ClusterBackup {name} for a slot: {source}")]
+    BuildBackup {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("creating ClusterBackup {name} for a schedule slot: {source}")]
+    CreateBackup {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("reading ClusterBackup {name}, which holds the slot's name: {source}")]
+    ReadBackup {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deleting ClusterBackup {name} beyond the schedule's history limit: {source}")]
+    TrimBackup {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ReconcileError for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::MissingNamespace => "MissingNamespace",
+            Error::ReadSchedule(_) => "ReadScheduleFailed",
+            Error::ReadCluster { .. } => "ReadClusterFailed",
+            Error::RecordStatus(_) => "RecordStatusFailed",
+            Error::BuildBackup { .. } => "BuildBackupFailed",
+            Error::CreateBackup { .. } => "CreateBackupFailed",
+            Error::ReadBackup { .. } => "ReadBackupFailed",
+            Error::TrimBackup { .. } => "TrimBackupFailed",
+        }
+    }
+
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::RecordStatus(source) if is_conflict(source))
+    }
+}
 
 /// The value of `c8backup.dev/deleted-by` on a backup trimmed by a schedule's history limits.
 const DELETED_BY_SCHEDULE: &str = "schedule-history";
@@ -100,26 +164,34 @@ fn owner_by_label(
 
 #[instrument(skip_all, fields(schedule = %object.name_any(), namespace = object.namespace().unwrap_or_default()))]
 async fn reconcile(object: Arc<BackupSchedule>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let namespace = object
-        .namespace()
-        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let namespace = object.namespace().ok_or(Error::MissingNamespace)?;
     let name = object.name_any();
     let api: Api<BackupSchedule> = Api::namespaced(ctx.client.clone(), &namespace);
     // Read it fresh: the watch may not have delivered our own last status write yet, and slots are
     // derived from that status.
-    let Some(schedule) = get_opt(&api, &name).await? else {
+    let Some(schedule) = api.get_opt(&name).await.map_err(Error::ReadSchedule)? else {
         return Ok(Action::await_change());
     };
     if schedule.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     let clusters: Api<CamundaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
-    let cluster = match get_opt(&clusters, &schedule.spec.cluster_ref.name).await? {
+    let cluster_name = &schedule.spec.cluster_ref.name;
+    let found = clusters
+        .get_opt(cluster_name)
+        .await
+        .map_err(|source| Error::ReadCluster {
+            cluster: cluster_name.clone(),
+            source,
+        })?;
+    let cluster = match found {
         None => ClusterState::Missing,
         Some(c) if c.metadata.deletion_timestamp.is_some() => ClusterState::Deleting,
         Some(_) => ClusterState::Found,
     };
     let children = children_of(&schedule, &ctx);
+    // The one reading of the clock in this reconcile.
+    let now = Utc::now();
     let original = schedule.status.clone().unwrap_or_default();
 
     let mut taken: Vec<String> = Vec::new();
@@ -133,7 +205,7 @@ async fn reconcile(object: Arc<BackupSchedule>, ctx: Arc<Context>) -> Result<Act
             children: &children,
             cluster: cluster.clone(),
             taken: &taken,
-            now: Utc::now(),
+            now,
         });
         let Some(fire) = &decision.create else {
             break decision;
@@ -151,7 +223,9 @@ async fn reconcile(object: Arc<BackupSchedule>, ctx: Arc<Context>) -> Result<Act
     };
 
     if decision.status != original {
-        apply_status(&schedule, json!(decision.status), &ctx).await?;
+        apply_status(&schedule, json!(decision.status), &ctx)
+            .await
+            .map_err(Error::RecordStatus)?;
     }
     publish(&schedule, &decision, adopted, &ctx).await;
     for (reason, count) in &decision.skipped_counts {
@@ -223,7 +297,10 @@ async fn create_backup(schedule: &BackupSchedule, fire: &Fire, ctx: &Context) ->
         // No ownerReference: deleting the schedule leaves its backups to the cluster's retention.
         "spec": { "clusterRef": { "name": schedule.spec.cluster_ref.name } },
     }))
-    .map_err(|_| Error::MissingObjectKey("a valid ClusterBackup"))?;
+    .map_err(|source| Error::BuildBackup {
+        name: fire.name.clone(),
+        source,
+    })?;
     match api.create(&PostParams::default(), &backup).await {
         Ok(_) => {
             info!(backup = %fire.name, slot = %fire.slot, lag_ms = (Utc::now() - fire.slot).num_milliseconds(),
@@ -231,7 +308,13 @@ async fn create_backup(schedule: &BackupSchedule, fire: &Fire, ctx: &Context) ->
             Ok(Created::New)
         }
         Err(kube::Error::Api(status)) if status.code == 409 => {
-            let existing = get_opt(&api, &fire.name).await?;
+            let existing = api
+                .get_opt(&fire.name)
+                .await
+                .map_err(|source| Error::ReadBackup {
+                    name: fire.name.clone(),
+                    source,
+                })?;
             let ours = existing.is_some_and(|b| b.labels().get(labels::SCHEDULE) == Some(&label));
             if ours {
                 info!(backup = %fire.name, "adopted the slot's existing ClusterBackup");
@@ -252,27 +335,14 @@ async fn create_backup(schedule: &BackupSchedule, fire: &Fire, ctx: &Context) ->
 /// marked first so the cluster's rate limit does not count it as a user's deletion.
 async fn trim(namespace: &str, name: &str, ctx: &Context) -> Result<(), Error> {
     let api: Api<ClusterBackup> = Api::namespaced(ctx.client.clone(), namespace);
-    let mark = json!({ "metadata": { "annotations": { annotations::DELETED_BY: DELETED_BY_SCHEDULE } } });
-    let failed = |source| Error::TrimBackup {
-        name: name.to_string(),
-        source,
-    };
-    match api
-        .patch(name, &PatchParams::default(), &Patch::Merge(&mark))
+    backups::delete_as(&api, name, DELETED_BY_SCHEDULE)
         .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-        Err(source) => return Err(failed(source)),
-    }
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => {
-            info!(backup = name, "deleted by the schedule's history limit");
-            Ok(())
-        }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(source) => Err(failed(source)),
-    }
+        .map_err(|source| Error::TrimBackup {
+            name: name.to_string(),
+            source,
+        })?;
+    info!(backup = name, "deleted by the schedule's history limit");
+    Ok(())
 }
 
 async fn publish(schedule: &BackupSchedule, decision: &Decision, adopted: bool, ctx: &Context) {

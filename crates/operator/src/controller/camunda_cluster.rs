@@ -2,26 +2,88 @@
 //! backups, next allowed backup), applies retention when backups complete, and deletes the cluster's
 //! backups and schedules when the cluster is deleted with `onClusterDelete: Delete`.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams},
+    api::{DeleteParams, ListParams},
     runtime::{Controller, controller::Action, finalizer, reflector::ObjectRef, watcher},
 };
 use serde_json::json;
 use tracing::{info, instrument};
 
-use super::{Context, Error, apply_status, namespaced_or_all};
+use super::{
+    Context, apply_status,
+    error::{ReconcileError, finalizer_conflict, finalizer_paced_retry, finalizer_reason, is_conflict},
+    namespaced_or_all,
+};
 use crate::{
-    api::{BackupSchedule, CamundaCluster, CamundaClusterStatus, ClusterBackup, annotations},
+    api::{BackupSchedule, CamundaCluster, CamundaClusterStatus, ClusterBackup},
     decide::{
         self,
         cluster::{Release, summary_changed},
     },
+    k8s::backups,
     ops::metrics::ClusterLabels,
 };
+
+/// Failures of a `CamundaCluster` reconcile, named for the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the CamundaCluster has no namespace")]
+    MissingNamespace,
+    #[error("recording the cluster's status: {0}")]
+    RecordStatus(#[source] kube::Error),
+    #[error("deleting backup {backup}: {source}")]
+    DeleteBackup {
+        backup: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("listing the namespace's BackupSchedules: {0}")]
+    ListSchedules(#[source] kube::Error),
+    #[error("deleting BackupSchedule {schedule}: {source}")]
+    DeleteSchedule {
+        schedule: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the cluster's backups are not deleted yet: {pending}")]
+    BackupsRemain { pending: String, retry_in: Duration },
+    #[error(transparent)]
+    Finalizer(Box<finalizer::Error<Error>>),
+}
+
+impl ReconcileError for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::MissingNamespace => "MissingNamespace",
+            Error::RecordStatus(_) => "RecordStatusFailed",
+            Error::DeleteBackup { .. } => "DeleteBackupFailed",
+            Error::ListSchedules(_) => "ListSchedulesFailed",
+            Error::DeleteSchedule { .. } => "DeleteScheduleFailed",
+            Error::BackupsRemain { .. } => "BackupsRemain",
+            Error::Finalizer(inner) => finalizer_reason(inner),
+        }
+    }
+
+    fn is_conflict(&self) -> bool {
+        match self {
+            Error::RecordStatus(source) => is_conflict(source),
+            Error::Finalizer(inner) => finalizer_conflict(inner),
+            _ => false,
+        }
+    }
+
+    fn paced_retry(&self) -> Option<Duration> {
+        match self {
+            Error::BackupsRemain { retry_in, .. } => Some(*retry_in),
+            Error::Finalizer(inner) => finalizer_paced_retry(inner),
+            _ => None,
+        }
+    }
+}
 
 /// Held on a `CamundaCluster` with `onClusterDelete: Delete` until its backups and schedules are gone.
 pub const FINALIZER: &str = "c8backup.dev/cluster-backups";
@@ -53,9 +115,7 @@ fn backups_of(cluster: &CamundaCluster, ctx: &Context) -> Vec<Arc<ClusterBackup>
 
 #[instrument(skip_all, fields(cluster = %cluster.name_any(), namespace = cluster.namespace().unwrap_or_default()))]
 async fn reconcile(cluster: Arc<CamundaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let namespace = cluster
-        .namespace()
-        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let namespace = cluster.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<CamundaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     // The one reading of the clock in this reconcile.
     let now = Utc::now();
@@ -107,37 +167,20 @@ async fn record_summary(
     if let Some(at) = status.next_backup_allowed_at {
         summary["nextBackupAllowedAt"] = json!(at);
     }
-    apply_status(cluster, summary, ctx).await
+    apply_status(cluster, summary, ctx)
+        .await
+        .map_err(Error::RecordStatus)
 }
 
-/// Deletes a backup the operator decided to delete, marking who deleted it first so the deletion does
-/// not count as a user's for the rate limit. The backup's own finalizer deletes its data.
 async fn delete_backup(cluster: &CamundaCluster, name: &str, by: &str, ctx: &Context) -> Result<(), Error> {
     let api: Api<ClusterBackup> =
         Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
-    let mark = json!({ "metadata": { "annotations": { annotations::DELETED_BY: by } } });
-    let gone = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 404);
-    match api
-        .patch(name, &PatchParams::default(), &Patch::Merge(mark))
+    backups::delete_as(&api, name, by)
         .await
-    {
-        Err(e) if gone(&e) => return Ok(()),
-        Err(source) => {
-            return Err(Error::UpdateCluster {
-                cluster: format!("{} (marking backup {name})", cluster.name_any()),
-                source,
-            });
-        }
-        Ok(_) => {}
-    }
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(e) if gone(&e) => Ok(()),
-        Err(source) => Err(Error::UpdateCluster {
-            cluster: format!("{} (deleting backup {name})", cluster.name_any()),
+        .map_err(|source| Error::DeleteBackup {
+            backup: name.to_string(),
             source,
-        }),
-    }
+        })
 }
 
 /// Deleting the cluster: with `Delete`, its schedules and backups go (the backups' finalizers delete
@@ -171,7 +214,7 @@ async fn cleanup(cluster: &CamundaCluster, ctx: &Context, now: DateTime<Utc>) ->
             for name in &delete {
                 delete_backup(cluster, name, "cluster-deletion", ctx).await?;
             }
-            Err(Error::DeletionIncomplete {
+            Err(Error::BackupsRemain {
                 pending: format!("{remaining} backups of the cluster are still being deleted"),
                 retry_in,
             })
@@ -195,10 +238,7 @@ async fn delete_schedules(cluster: &CamundaCluster, ctx: &Context) -> Result<(),
     let listed = schedules
         .list(&ListParams::default())
         .await
-        .map_err(|source| Error::Read {
-            what: format!("BackupSchedules of {}", cluster.name_any()),
-            source,
-        })?;
+        .map_err(Error::ListSchedules)?;
     for schedule in listed
         .items
         .iter()
@@ -211,8 +251,8 @@ async fn delete_schedules(cluster: &CamundaCluster, ctx: &Context) -> Result<(),
             Ok(_) => info!(schedule = %schedule.name_any(), "deleted with its cluster"),
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(source) => {
-                return Err(Error::UpdateCluster {
-                    cluster: cluster.name_any(),
+                return Err(Error::DeleteSchedule {
+                    schedule: schedule.name_any(),
                     source,
                 });
             }

@@ -1,6 +1,6 @@
 //! The `ClusterBackup` reconciler: fetch → decide ([`crate::decide::plan`]) → act → record.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::{
@@ -15,7 +15,10 @@ use kube::{
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
-use super::{Context, Error, apply_status, get_opt};
+use super::{
+    Context, apply_status,
+    error::{ReconcileError, finalizer_conflict, finalizer_paced_retry, finalizer_reason, is_conflict},
+};
 use crate::{
     api::version::CamundaVersion,
     api::{
@@ -24,7 +27,7 @@ use crate::{
         annotations, labels, set_condition,
     },
     camunda::{
-        BackupClient, Component, ComponentTarget, RecordsTarget, SearchCredentials,
+        ApiError, BackupClient, Component, ComponentTarget, RecordsTarget, SearchCredentials,
         SearchFlavor as ClientFlavor, exporting::Exporting,
     },
     decide::deletion::{self, Verdict},
@@ -67,14 +70,118 @@ pub(super) async fn run(controller: Controller<ClusterBackup>, ctx: Arc<Context>
     super::drain("ClusterBackup", results).await;
 }
 
+/// Failures of a `ClusterBackup` reconcile, named for the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the ClusterBackup has no namespace")]
+    MissingNamespace,
+    #[error("the ClusterBackup has no UID")]
+    MissingUid,
+    #[error("reading CamundaCluster {cluster}: {source}")]
+    ReadCluster {
+        cluster: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("listing the Jobs of the backup: {0}")]
+    ListJobs(#[source] kube::Error),
+    #[error("listing the Pods of Job {job}: {source}")]
+    ListPods {
+        job: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("recording the backup's status: {0}")]
+    RecordStatus(#[source] kube::Error),
+    #[error("allocating backup ID {id} on cluster {cluster}: {source}")]
+    AllocateId {
+        id: i64,
+        cluster: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the plan allocates a backup ID without a cluster to record it on")]
+    AllocateWithoutCluster,
+    #[error("the backup has no recorded target and ID to create its step Jobs from")]
+    MissingTarget,
+    #[error("cannot build the Job of step {step}: the backup's target has no endpoint or a bad stepTimeout")]
+    BuildJob { step: &'static str },
+    #[error("creating Job {name}: {source}")]
+    CreateJob {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deleting Job {name}: {source}")]
+    DeleteJob {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("pausing exporting: {0}")]
+    PauseExporting(#[source] ApiError),
+    #[error("resuming exporting: {0}")]
+    ResumeExporting(#[source] ApiError),
+    #[error("the backup's data is not deleted yet: {pending}")]
+    DeletionIncomplete { pending: String, retry_in: Duration },
+    #[error("recording a user's deletion on cluster {cluster}: {source}")]
+    RecordRefund {
+        cluster: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Finalizer(Box<finalizer::Error<Error>>),
+}
+
+impl ReconcileError for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::MissingNamespace => "MissingNamespace",
+            Error::MissingUid => "MissingUid",
+            Error::ReadCluster { .. } => "ReadClusterFailed",
+            Error::ListJobs(_) => "ListJobsFailed",
+            Error::ListPods { .. } => "ListPodsFailed",
+            Error::RecordStatus(_) => "RecordStatusFailed",
+            Error::AllocateId { .. } => "AllocateIdFailed",
+            Error::AllocateWithoutCluster => "AllocateWithoutCluster",
+            Error::MissingTarget => "MissingTarget",
+            Error::BuildJob { .. } => "BuildJobFailed",
+            Error::CreateJob { .. } => "CreateJobFailed",
+            Error::DeleteJob { .. } => "DeleteJobFailed",
+            Error::PauseExporting(_) => "PauseExportingFailed",
+            Error::ResumeExporting(_) => plan::reasons::RESUME_EXPORTING_FAILED,
+            Error::DeletionIncomplete { .. } => "DeletionIncomplete",
+            Error::RecordRefund { .. } => "RecordRefundFailed",
+            Error::Finalizer(inner) => finalizer_reason(inner),
+        }
+    }
+
+    fn is_conflict(&self) -> bool {
+        match self {
+            Error::AllocateId { source, .. }
+            | Error::RecordRefund { source, .. }
+            | Error::RecordStatus(source) => is_conflict(source),
+            Error::Finalizer(inner) => finalizer_conflict(inner),
+            _ => false,
+        }
+    }
+
+    fn paced_retry(&self) -> Option<Duration> {
+        match self {
+            Error::DeletionIncomplete { retry_in, .. } => Some(*retry_in),
+            Error::Finalizer(inner) => finalizer_paced_retry(inner),
+            _ => None,
+        }
+    }
+}
+
 /// Held on every `ClusterBackup` until its data is deleted from every component.
 pub const FINALIZER: &str = "c8backup.dev/backup-data";
 
 #[instrument(skip_all, fields(backup = %backup.name_any(), namespace = backup.namespace().unwrap_or_default()))]
 pub(super) async fn reconcile(backup: Arc<ClusterBackup>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let namespace = backup
-        .namespace()
-        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let namespace = backup.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<ClusterBackup> = Api::namespaced(ctx.client.clone(), &namespace);
     // The one reading of the clock in this reconcile: every decision below takes it as a parameter.
     let now = Utc::now();
@@ -100,7 +207,14 @@ async fn apply(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>) -> Res
     // turn; a running one its Jobs; a finished one nothing.
     let clusters: Api<CamundaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     let cluster = if !started && !finished {
-        get_opt(&clusters, &backup.spec.cluster_ref.name).await?
+        let name = &backup.spec.cluster_ref.name;
+        clusters
+            .get_opt(name)
+            .await
+            .map_err(|source| Error::ReadCluster {
+                cluster: name.clone(),
+                source,
+            })?
     } else {
         None
     };
@@ -167,7 +281,9 @@ async fn apply(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>) -> Res
         }
     }
     if plan.status != original {
-        apply_status(backup, json!(plan.status), ctx).await?;
+        apply_status(backup, json!(plan.status), ctx)
+            .await
+            .map_err(Error::RecordStatus)?;
     }
     for note in plan.notes {
         ctx.publish(backup, note.warning, note.reason, note.message).await;
@@ -257,10 +373,7 @@ async fn observe_jobs(backup: &ClusterBackup, ctx: &Context) -> Result<Vec<Obser
     let listed = jobs_api
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(|source| Error::Read {
-            what: format!("Jobs of {}", backup.name_any()),
-            source,
-        })?;
+        .map_err(Error::ListJobs)?;
     let uid = backup.uid();
     let recorded_failed = |name: &str| {
         backup.status.as_ref().is_some_and(|s| {
@@ -296,8 +409,8 @@ async fn pod_termination_message(namespace: &str, job: &str, ctx: &Context) -> R
     let listed = pods
         .list(&ListParams::default().labels(&format!("job-name={job}")))
         .await
-        .map_err(|source| Error::Read {
-            what: format!("Pods of Job {job}"),
+        .map_err(|source| Error::ListPods {
+            job: job.to_string(),
             source,
         })?;
     Ok(jobs::termination_message(&listed.items))
@@ -315,17 +428,13 @@ async fn carry_out(
     let namespace = backup.namespace().unwrap_or_default();
     match effect {
         Effect::AllocateId { id, uses_refund } => {
-            let cluster = cluster.ok_or(Error::MissingObjectKey("cluster"))?;
+            let cluster = cluster.ok_or(Error::AllocateWithoutCluster)?;
             allocate_id(cluster, backup, *id, *uses_refund, ctx, now).await
         }
         Effect::CreateJobs(components) => {
-            let target = status
-                .target
-                .as_ref()
-                .ok_or(Error::MissingObjectKey("status.target"))?;
-            let id = status
-                .backup_id
-                .ok_or(Error::MissingObjectKey("status.backupId"))?;
+            let (Some(target), Some(id)) = (status.target.as_ref(), status.backup_id) else {
+                return Err(Error::MissingTarget);
+            };
             let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
             for component in components {
                 let job = build_job(backup, id, target, *component, &ctx.jobs).ok_or(Error::BuildJob {
@@ -524,7 +633,9 @@ async fn cleanup(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>) -> R
             Ok(Action::await_change())
         }
         Verdict::Retry { after } => {
-            apply_status(backup, json!(status), ctx).await?;
+            apply_status(backup, json!(status), ctx)
+                .await
+                .map_err(Error::RecordStatus)?;
             Err(Error::DeletionIncomplete {
                 pending,
                 retry_in: after,
@@ -575,11 +686,20 @@ async fn record_refund(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>
     let by_operator = backup.annotations().contains_key(annotations::DELETED_BY);
     let labels = cluster_labels(backup);
     let clusters: Api<CamundaCluster> = Api::namespaced(ctx.client.clone(), &labels.namespace);
-    let Some(cluster) = get_opt(&clusters, &labels.cluster).await? else {
+    let cluster = clusters
+        .get_opt(&labels.cluster)
+        .await
+        .map_err(|source| Error::ReadCluster {
+            cluster: labels.cluster.clone(),
+            source,
+        })?;
+    let Some(cluster) = cluster else {
         return Ok(());
     };
     let cluster_deleting = cluster.metadata.deletion_timestamp.is_some();
-    let uid = backup.uid().unwrap_or_default();
+    // Refunds are keyed by UID so that a retried cleanup never counts twice; every object the API
+    // server returns has one.
+    let uid = backup.uid().ok_or(Error::MissingUid)?;
     let mut refunds = cluster.status.clone().unwrap_or_default().refunds;
     if !deletion_refunds(ran_to_end, by_operator, cluster_deleting) || refunds.iter().any(|r| r.uid == uid) {
         return Ok(());
@@ -601,7 +721,7 @@ async fn record_refund(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>
         .patch_status(&labels.cluster, &params, &Patch::Merge(patch))
         .await
         .map(drop)
-        .map_err(|source| Error::UpdateCluster {
+        .map_err(|source| Error::RecordRefund {
             cluster: labels.cluster.clone(),
             source,
         })?;

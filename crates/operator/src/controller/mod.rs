@@ -4,6 +4,9 @@
 mod backup_schedule;
 mod camunda_cluster;
 mod cluster_backup;
+mod error;
+
+use error::ReconcileError;
 
 use std::{
     collections::HashMap,
@@ -21,7 +24,6 @@ use kube::{
         Controller,
         controller::Action,
         events::{Event as KubeEvent, EventType, Recorder, Reporter},
-        finalizer,
         reflector::{ObjectRef, Store},
         watcher,
     },
@@ -31,7 +33,7 @@ use tracing::{info, warn};
 
 use crate::{
     api::{CamundaCluster, ClusterBackup},
-    camunda::{ApiError, ClientOptions},
+    camunda::ClientOptions,
     k8s::jobs::JobSettings,
     ops::http::{self, Health},
     ops::leadership::{self, LeaderArgs},
@@ -114,131 +116,6 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
 }
 
-/// Failures of a reconcile, named for the operation that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("reading {what}: {source}")]
-    Read {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("recording the status of {name}: {source}")]
-    RecordStatus {
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("allocating backup ID {id} on cluster {cluster}: {source}")]
-    AllocateId {
-        id: i64,
-        cluster: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("updating cluster {cluster}: {source}")]
-    UpdateCluster {
-        cluster: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("creating Job {name}: {source}")]
-    CreateJob {
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("deleting Job {name}: {source}")]
-    DeleteJob {
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("cannot build the Job of step {step}: the backup's target has no endpoint or a bad stepTimeout")]
-    BuildJob { step: &'static str },
-    #[error("pausing exporting: {0}")]
-    PauseExporting(#[source] ApiError),
-    #[error("resuming exporting: {0}")]
-    ResumeExporting(#[source] ApiError),
-    #[error("the backup's data is not deleted yet: {pending}")]
-    DeletionIncomplete { pending: String, retry_in: Duration },
-    #[error("creating ClusterBackup {name} for a schedule slot: {source}")]
-    CreateBackup {
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("deleting ClusterBackup {name} beyond the schedule's history limit: {source}")]
-    TrimBackup {
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("the object has no {0}")]
-    MissingObjectKey(&'static str),
-    #[error(transparent)]
-    Finalizer(Box<finalizer::Error<Error>>),
-}
-
-impl Error {
-    /// A bounded label for Events and metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Error::Read { .. } => "ReadFailed",
-            Error::RecordStatus { .. } => "RecordStatusFailed",
-            Error::AllocateId { .. } => "AllocateIdFailed",
-            Error::UpdateCluster { .. } => "UpdateClusterFailed",
-            Error::CreateJob { .. } => "CreateJobFailed",
-            Error::DeleteJob { .. } => "DeleteJobFailed",
-            Error::BuildJob { .. } => "BuildJobFailed",
-            Error::PauseExporting(_) => "PauseExportingFailed",
-            Error::ResumeExporting(_) => crate::decide::plan::reasons::RESUME_EXPORTING_FAILED,
-            Error::DeletionIncomplete { .. } => "DeletionIncomplete",
-            Error::CreateBackup { .. } => "CreateBackupFailed",
-            Error::TrimBackup { .. } => "TrimBackupFailed",
-            Error::MissingObjectKey(_) => "MissingObjectKey",
-            Error::Finalizer(inner) => match inner.as_ref() {
-                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.reason(),
-                _ => "FinalizerFailed",
-            },
-        }
-    }
-
-    fn deletion_retry(&self) -> Option<Duration> {
-        match self {
-            Error::DeletionIncomplete { retry_in, .. } => Some(*retry_in),
-            Error::Finalizer(inner) => match inner.as_ref() {
-                finalizer::Error::CleanupFailed(e) => e.deletion_retry(),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    /// A conflict means someone wrote the object since we read it: look again at once.
-    fn is_conflict(&self) -> bool {
-        let kube_error = match self {
-            Error::AllocateId { source, .. }
-            | Error::UpdateCluster { source, .. }
-            | Error::RecordStatus { source, .. } => Some(source),
-            Error::Finalizer(inner) => match inner.as_ref() {
-                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
-                    return e.is_conflict();
-                }
-                // Finalizers are added and removed by a JSON patch whose `test` operation fails (422)
-                // when the cached object is older than the server's: a conflict by another name.
-                finalizer::Error::AddFinalizer(kube::Error::Api(status))
-                | finalizer::Error::RemoveFinalizer(kube::Error::Api(status)) => {
-                    return status.code == 422 || status.code == 409;
-                }
-                _ => None,
-            },
-            _ => None,
-        };
-        matches!(kube_error, Some(kube::Error::Api(status)) if status.code == 409)
-    }
-}
-
 /// First retry delay after a failed reconcile; doubled per consecutive failure up to [`MAX_BACKOFF`].
 const INITIAL_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -246,12 +123,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Retries with exponential backoff per object, so a component that is down is not hammered and a
 /// broken object never becomes a hot loop; a write conflict is retried at once. Shared by every
 /// controller.
-fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy<K, E>(object: Arc<K>, error: &E, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+    E: ReconcileError,
+{
     if error.is_conflict() {
         return Action::requeue(Duration::from_millis(200));
     }
     // Deleting data follows its own schedule, bounded by the backup's deletion deadline.
-    if let Some(retry_in) = error.deletion_retry() {
+    if let Some(retry_in) = error.paced_retry() {
         return Action::requeue(retry_in);
     }
     ctx.metrics
@@ -437,11 +318,12 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
 
 /// Drives one controller's stream to its end (shutdown), logging what is not a reconcile failure
 /// (those are logged by the error policy).
-async fn drain<K, S>(kind: &'static str, results: S)
+async fn drain<K, E, S>(kind: &'static str, results: S)
 where
     K: Resource,
+    E: ReconcileError,
     S: futures::Stream<
-            Item = Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<Error, watcher::Error>>,
+            Item = Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<E, watcher::Error>>,
         >,
 {
     results
@@ -465,7 +347,7 @@ where
 
 /// Writes an object's status by server-side apply under the operator's one field manager. Every field
 /// the operator owns is in `status`; a field it owns and leaves out is removed.
-async fn apply_status<K>(object: &K, status: serde_json::Value, ctx: &Context) -> Result<(), Error>
+async fn apply_status<K>(object: &K, status: serde_json::Value, ctx: &Context) -> Result<(), kube::Error>
 where
     K: Clone
         + DeserializeOwned
@@ -482,19 +364,4 @@ where
     )
     .await
     .map(drop)
-    .map_err(|source| Error::RecordStatus {
-        name: format!("{} {}", K::kind(&()), object.name_any()),
-        source,
-    })
-}
-
-/// Reads an object, `None` when it does not exist.
-async fn get_opt<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Error>
-where
-    K: Clone + DeserializeOwned + std::fmt::Debug + Resource<DynamicType = ()>,
-{
-    api.get_opt(name).await.map_err(|source| Error::Read {
-        what: format!("{} {name}", K::kind(&())),
-        source,
-    })
 }

@@ -1,3 +1,4 @@
 //! Kubernetes adapters: the objects the operator builds and reads, and how it writes status.
 
+pub mod backups;
 pub mod jobs;
