@@ -131,7 +131,11 @@ async fn reconcile(cluster: Arc<CamundaCluster>, ctx: Arc<Context>) -> Result<Ac
     Ok(action)
 }
 
-async fn apply(cluster: &CamundaCluster, ctx: &Context, now: DateTime<Utc>) -> Result<Action, Error> {
+pub(super) async fn apply(
+    cluster: &CamundaCluster,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Action, Error> {
     let backups = backups_of(cluster, ctx);
     let backups: Vec<&ClusterBackup> = backups.iter().map(AsRef::as_ref).collect();
     let plan = decide::cluster::plan(cluster, &backups, now);

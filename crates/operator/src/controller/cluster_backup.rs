@@ -197,7 +197,11 @@ pub(super) async fn reconcile(backup: Arc<ClusterBackup>, ctx: Arc<Context>) -> 
     Ok(action)
 }
 
-async fn apply(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>) -> Result<Action, Error> {
+pub(super) async fn apply(
+    backup: &ClusterBackup,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Action, Error> {
     let namespace = backup.namespace().unwrap_or_default();
     let original = backup.status.clone().unwrap_or_default();
     let started = original.backup_id.is_some();
@@ -566,7 +570,11 @@ async fn release_cluster_lock(backup: &ClusterBackup, ctx: &Context) {
 /// (no new step, Jobs deleted, exporting resumed), then deletes what every started step may have
 /// written. Works without the `CamundaCluster` (it uses the recorded target) and in a terminating
 /// namespace (no Jobs, only direct calls). Gives up after `deletionTimeout` with a Warning.
-async fn cleanup(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>) -> Result<Action, Error> {
+pub(super) async fn cleanup(
+    backup: &ClusterBackup,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Action, Error> {
     let mut status = backup.status.clone().unwrap_or_default();
     if let Some(retry_in) = deletion::wait_before_attempt(status.deletion.as_ref(), now) {
         let pending = status.deletion.map(|d| d.pending.join("; ")).unwrap_or_default();

@@ -5,6 +5,10 @@ mod backup_schedule;
 mod camunda_cluster;
 mod cluster_backup;
 mod error;
+#[cfg(test)]
+mod mock_api;
+#[cfg(test)]
+mod shell_tests;
 
 use error::ReconcileError;
 
