@@ -84,8 +84,13 @@ fn http(url: String) -> HttpClient {
 }
 
 fn exporting(sim: &SimulatorHandle, cluster: &str) -> Exporting {
-    let version = version_of(sim, cluster);
-    Exporting::new(&sim.exporting_url(cluster).unwrap(), version, fast()).unwrap()
+    Exporting::new(&sim.exporting_url(cluster).unwrap(), fast()).unwrap()
+}
+
+/// Pauses exporting in the mode the operator's version rule picks for the cluster, and returns it.
+async fn pause(sim: &SimulatorHandle, cluster: &str) -> Result<PauseMode, ApiError> {
+    let mode = PauseMode::for_version(version_of(sim, cluster));
+    exporting(sim, cluster).pause(mode).await.map(|()| mode)
 }
 
 /// Polls until the backup is terminal; fails the test after 10 s.
@@ -663,7 +668,7 @@ async fn exporting_pause_and_resume_in_both_answer_shapes() {
         ("old", PauseMode::Hard),
     ] {
         let exporting = exporting(&sim, cluster);
-        assert_eq!(exporting.pause().await.unwrap(), mode, "{cluster}");
+        assert_eq!(pause(&sim, cluster).await.unwrap(), mode, "{cluster}");
         let expected = if mode == PauseMode::Soft {
             ExportingState::SoftPaused
         } else {
@@ -705,14 +710,14 @@ async fn exporting_failure_is_an_error_in_both_answer_shapes() {
             ..Fault::default()
         };
         sim.set_fault(cluster, Api::Exporting, fault);
-        let error = exporting(&sim, cluster).pause().await.unwrap_err();
+        let error = pause(&sim, cluster).await.unwrap_err();
         assert!(
             matches!(&error, ApiError::Transient { attempts: 3, message } if message.contains("500")),
             "{cluster}: {error}"
         );
         assert_eq!(sim.cluster(cluster).unwrap().exporting, ExportingState::Running);
         sim.clear_faults(cluster);
-        exporting(&sim, cluster).pause().await.unwrap();
+        pause(&sim, cluster).await.unwrap();
     }
     sim.shutdown().await;
 }
@@ -916,7 +921,7 @@ async fn a_restarted_simulator_keeps_its_state() {
     };
     let sim = Simulator::start(config.clone()).await.unwrap();
     client(&sim, "c", Component::Zeebe).trigger(20).await.unwrap();
-    exporting(&sim, "c").pause().await.unwrap();
+    pause(&sim, "c").await.unwrap();
     sim.shutdown().await;
 
     let sim = Simulator::start(config).await.unwrap();
@@ -1176,7 +1181,7 @@ async fn the_event_log_shows_the_documented_order_and_the_pause_window() {
         );
     }
     let exporting = exporting(&sim, "c");
-    exporting.pause().await.unwrap();
+    pause(&sim, "c").await.unwrap();
     for component in [Component::Records, Component::Zeebe] {
         let client = client(&sim, "c", component);
         client.trigger(id).await.unwrap();

@@ -23,6 +23,18 @@ pub enum PauseMode {
     Hard,
 }
 
+impl PauseMode {
+    /// Soft where the version supports it (8.4.7 / 8.5.1 and later), hard before.
+    pub fn for_version(version: CamundaVersion) -> PauseMode {
+        PauseMode::from_soft(version.supports_soft_pause())
+    }
+
+    /// The mode a plan decided on.
+    pub fn from_soft(soft: bool) -> PauseMode {
+        if soft { PauseMode::Soft } else { PauseMode::Hard }
+    }
+}
+
 impl fmt::Display for PauseMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -37,37 +49,24 @@ impl fmt::Display for PauseMode {
 #[derive(Clone, Debug)]
 pub struct Exporting {
     http: HttpClient,
-    version: CamundaVersion,
 }
 
 impl Exporting {
-    pub fn new(base_url: &str, version: CamundaVersion, options: ClientOptions) -> Result<Self, ApiError> {
+    pub fn new(base_url: &str, options: ClientOptions) -> Result<Self, ApiError> {
         Ok(Exporting {
             http: HttpClient::new(base_url, options)?,
-            version,
         })
     }
 
-    /// The mode [`Exporting::pause`] uses: soft where the version supports it (8.4.7 / 8.5.1 and later).
-    pub fn pause_mode(&self) -> PauseMode {
-        if self.version.supports_soft_pause() {
-            PauseMode::Soft
-        } else {
-            PauseMode::Hard
-        }
-    }
-
-    /// Pauses exporting in [`Exporting::pause_mode`] and returns that mode. Pausing an already paused
-    /// exporter succeeds.
-    pub async fn pause(&self) -> Result<PauseMode, ApiError> {
-        let mode = self.pause_mode();
+    /// Pauses exporting in `mode` (the caller's decision; a version without soft pause refuses
+    /// `?soft=true`). Pausing an already paused exporter succeeds.
+    pub async fn pause(&self, mode: PauseMode) -> Result<(), ApiError> {
         let query: &[(&str, &str)] = match mode {
             PauseMode::Soft => &[("soft", "true")],
             PauseMode::Hard => &[],
         };
         let request = Request::new(Method::POST, &["actuator", "exporting", "pause"]).query(query);
-        self.http.send(request.unwrapping_status()).await?;
-        Ok(mode)
+        self.http.send(request.unwrapping_status()).await.map(drop)
     }
 
     /// Resumes exporting (a hard or a soft pause). Resuming a running exporter succeeds.

@@ -9,7 +9,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, PostParams},
     runtime::{Controller, controller::Action, finalizer, reflector::ObjectRef, watcher},
 };
 use serde_json::json;
@@ -23,17 +23,21 @@ use crate::{
     api::version::CamundaVersion,
     api::{
         BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Condition,
-        ConditionStatus, ExportingState, FIELD_MANAGER, Refund, SearchFlavor, SecretKeyRef, StepPhase,
-        annotations, labels, set_condition,
+        ConditionStatus, ExportingState, Refund, SearchFlavor, SecretKeyRef, StepPhase, annotations, labels,
+        set_condition,
     },
     camunda::{
         ApiError, BackupClient, Component, ComponentTarget, RecordsTarget, SearchCredentials,
-        SearchFlavor as ClientFlavor, exporting::Exporting,
+        SearchFlavor as ClientFlavor,
+        exporting::{Exporting, PauseMode},
     },
     decide::deletion::{self, Verdict},
     decide::limits::{BackupView, RateState, Turn, deletion_refunds, refunds_after_start, turn},
     decide::plan::{self, ClusterView, Effect, JobState, Observed, ObservedJob, conditions},
-    k8s::jobs::{self, build_job, observe_job},
+    k8s::{
+        cluster_status::patch_if_unchanged,
+        jobs::{self, build_job, observe_job},
+    },
     ops::metrics::{ClusterLabels, StepLabels},
 };
 
@@ -461,9 +465,10 @@ async fn carry_out(
             }
             Ok(())
         }
-        Effect::PauseExporting { .. } => {
+        Effect::PauseExporting { soft } => {
             let exporting = exporting_client(status.target.as_ref(), ctx).map_err(Error::PauseExporting)?;
-            let mode = exporting.pause().await.map_err(Error::PauseExporting)?;
+            let mode = PauseMode::from_soft(*soft);
+            exporting.pause(mode).await.map_err(Error::PauseExporting)?;
             info!(%mode, "paused exporting");
             Ok(())
         }
@@ -495,12 +500,8 @@ fn exporting_client(
         message: message.into(),
     };
     let target = target.ok_or_else(|| config("the backup has no recorded target"))?;
-    let version: CamundaVersion = target
-        .version
-        .parse()
-        .map_err(|e: crate::api::version::ParseVersionError| config(&e.to_string()))?;
     let url = jobs::exporting_url(target).ok_or_else(|| config("the target has no Zeebe management URL"))?;
-    Exporting::new(&url, version, ctx.camunda.clone())
+    Exporting::new(&url, ctx.camunda.clone())
 }
 
 /// Advances the cluster's last backup ID, takes its lock and updates its rate-limit state, in one write
@@ -516,32 +517,21 @@ async fn allocate_id(
 ) -> Result<(), Error> {
     let status = cluster.status.clone().unwrap_or_default();
     let refunds = refunds_after_start(&status.refunds, uses_refund);
-    let patch = json!({
-        "metadata": { "resourceVersion": cluster.resource_version() },
-        "status": {
-            "lastBackupId": id,
-            "lastBackupStart": now,
-            "activeBackup": backup.name_any(),
-            "refunds": refunds,
-        }
+    let lock = json!({
+        "lastBackupId": id,
+        "lastBackupStart": now,
+        "activeBackup": backup.name_any(),
+        "refunds": refunds,
     });
     let api: Api<CamundaCluster> =
         Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
-    api.patch_status(
-        &cluster.name_any(),
-        &PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PatchParams::default()
-        },
-        &Patch::Merge(patch),
-    )
-    .await
-    .map(drop)
-    .map_err(|source| Error::AllocateId {
-        id,
-        cluster: cluster.name_any(),
-        source,
-    })
+    patch_if_unchanged(&api, cluster, lock)
+        .await
+        .map_err(|source| Error::AllocateId {
+            id,
+            cluster: cluster.name_any(),
+            source,
+        })
 }
 
 /// Frees the cluster's lock if this backup still holds it. Best effort: a stale lock held by a finished
@@ -556,12 +546,7 @@ async fn release_cluster_lock(backup: &ClusterBackup, ctx: &Context) {
     if cluster.status.as_ref().and_then(|s| s.active_backup.as_deref()) != Some(backup.name_any().as_str()) {
         return;
     }
-    let patch = json!({ "metadata": { "resourceVersion": cluster.resource_version() }, "status": { "activeBackup": null } });
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
-    if let Err(error) = api.patch_status(&target, &params, &Patch::Merge(patch)).await {
+    if let Err(error) = patch_if_unchanged(&api, &cluster, json!({ "activeBackup": null })).await {
         warn!(%error, cluster = %target, "cannot release the cluster's backup lock; the next backup ignores it");
     }
 }
@@ -717,18 +702,8 @@ async fn record_refund(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>
         uid,
         deleted_at: now,
     });
-    let patch = json!({
-        "metadata": { "resourceVersion": cluster.resource_version() },
-        "status": { "refunds": refunds }
-    });
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
-    clusters
-        .patch_status(&labels.cluster, &params, &Patch::Merge(patch))
+    patch_if_unchanged(&clusters, &cluster, json!({ "refunds": refunds }))
         .await
-        .map(drop)
         .map_err(|source| Error::RecordRefund {
             cluster: labels.cluster.clone(),
             source,

@@ -1,4 +1,5 @@
 //! Kubernetes adapters: the objects the operator builds and reads, and how it writes status.
 
 pub mod backups;
+pub mod cluster_status;
 pub mod jobs;
