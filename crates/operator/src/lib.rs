@@ -16,6 +16,6 @@ pub mod cli;
 pub mod controller;
 pub mod crdgen;
 pub mod decide;
-pub mod k8s;
+mod k8s;
 pub mod ops;
 pub mod step;
