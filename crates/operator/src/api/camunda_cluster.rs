@@ -16,7 +16,7 @@ use crate::{
 /// A Camunda 8 cluster whose backups this operator takes. It says where each component's management
 /// API answers and which limits apply to the cluster's backups. Deleting it deletes the cluster's
 /// backups unless `spec.backup.onClusterDelete` is `Retain`.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "c8backup.dev",
     version = "v1alpha1",

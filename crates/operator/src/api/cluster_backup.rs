@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{BackupLimits, ClusterRef, ComponentEndpoint, Condition, SearchSpec, conditions_schema};
+use super::{CamundaClusterSpec, ClusterRef, Condition, conditions_schema};
 
 /// One backup of one Camunda cluster: Zeebe, the web apps, Optimize and the exported records in
 /// Elasticsearch/OpenSearch, all under one backup ID. Deleting it deletes its data in every component.
@@ -120,27 +120,10 @@ pub struct ClusterBackupStatus {
 pub struct BackupTarget {
     /// Name of the `CamundaCluster`.
     pub cluster: String,
-    /// Its Camunda version.
-    pub version: String,
-    /// Zeebe gateway management API (8.2–8.7).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zeebe: Option<ComponentEndpoint>,
-    /// Operate management API (8.2–8.7).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operate: Option<ComponentEndpoint>,
-    /// Tasklist management API (8.2–8.7).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tasklist: Option<ComponentEndpoint>,
-    /// Orchestration Cluster management API (8.8+).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub orchestration: Option<ComponentEndpoint>,
-    /// Optimize management API, if the cluster runs Optimize.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub optimize: Option<ComponentEndpoint>,
-    /// Elasticsearch/OpenSearch holding the exported records.
-    pub elasticsearch: SearchSpec,
-    /// The cluster's limits when the backup started (timeouts of the steps, the pause and deletion).
-    pub backup: BackupLimits,
+    /// The cluster's spec when the backup started: its version, endpoints, search settings and limits
+    /// (timeouts of the steps, the pause and deletion).
+    #[serde(flatten)]
+    pub spec: CamundaClusterSpec,
 }
 
 /// State of one snapshot step.

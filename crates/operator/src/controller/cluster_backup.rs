@@ -605,7 +605,7 @@ pub(super) async fn cleanup(
     let timeout = status
         .target
         .as_ref()
-        .and_then(|t| t.backup.deletion_timeout.to_std().ok())
+        .and_then(|t| t.spec.backup.deletion_timeout.to_std().ok())
         .unwrap_or(std::time::Duration::from_secs(600));
     let progress = status.deletion.take().unwrap_or_default();
     let (progress, verdict) = deletion::record_attempt(progress, &deleted, pending, timeout, now);
@@ -721,12 +721,13 @@ async fn delete_component_data(
     ctx: &Context,
 ) -> Result<(), String> {
     let version: CamundaVersion = target
+        .spec
         .version
         .parse()
         .map_err(|e: crate::api::version::ParseVersionError| e.to_string())?;
     let base_url = jobs::component_url(target, component).ok_or("no endpoint recorded for this component")?;
     let records = if component == Component::Records {
-        let search = &target.elasticsearch;
+        let search = &target.spec.elasticsearch;
         Some(RecordsTarget {
             repository: search.snapshot_repository.clone(),
             index_prefix: search.index_prefix.clone(),

@@ -329,14 +329,7 @@ impl Planner<'_> {
         self.status.start_time = Some(self.observed.now);
         self.status.target = Some(BackupTarget {
             cluster: cluster.metadata.name.clone().unwrap_or_default(),
-            version: spec.version.clone(),
-            zeebe: spec.zeebe.clone(),
-            operate: spec.operate.clone(),
-            tasklist: spec.tasklist.clone(),
-            orchestration: spec.orchestration.clone(),
-            optimize: spec.optimize.clone(),
-            elasticsearch: spec.elasticsearch.clone(),
-            backup: spec.backup.clone(),
+            spec: spec.clone(),
         });
         self.status.steps = all_steps(version)
             .iter()
@@ -371,13 +364,16 @@ impl Planner<'_> {
                 "the backup started without a recorded target".into(),
             );
         };
-        let (version, limits) = match (target.version.parse::<CamundaVersion>(), target.backup.resolve()) {
+        let (version, limits) = match (
+            target.spec.version.parse::<CamundaVersion>(),
+            target.spec.backup.resolve(),
+        ) {
             (Ok(version), Ok(limits)) => (version, limits),
             (Err(e), _) => return self.fail("TargetInvalid", e.to_string()),
             (_, Err(e)) => return self.fail("TargetInvalid", e.to_string()),
         };
         self.fold_jobs();
-        self.enforce_step_deadlines(limits.step_timeout, &target.backup.step_timeout.to_string());
+        self.enforce_step_deadlines(limits.step_timeout, &target.spec.backup.step_timeout.to_string());
         if let Some(failed) = self.status.steps.iter().find(|s| s.phase == StepPhase::Failed) {
             let message = format!(
                 "step {} failed: {}",
@@ -392,14 +388,14 @@ impl Planner<'_> {
             if self.observed.now >= deadline {
                 let message = format!(
                     "exporting stayed paused longer than exportingPauseTimeout ({}); exporting is resumed and the backup fails",
-                    target.backup.exporting_pause_timeout
+                    target.spec.backup.exporting_pause_timeout
                 );
                 return self.fail("ExportingPauseTimeout", message);
             }
             self.requeue
                 .within((deadline - self.observed.now).to_std().unwrap_or_default());
         }
-        for stage in procedure(version, target.optimize.is_some()) {
+        for stage in procedure(version, target.spec.optimize.is_some()) {
             let done = match stage {
                 Stage::PauseExporting => self.pause(version),
                 Stage::Snapshots(components) => self.snapshots(&components),

@@ -564,7 +564,7 @@ fn a_step_deadline_nearer_than_the_pause_deadline_is_not_overwritten_by_it() {
     let c = cluster("8.7.3", false);
     let mut status = paused_status();
     if let Some(target) = status.target.as_mut() {
-        target.backup.step_timeout = "5m".parse().unwrap();
+        target.spec.backup.step_timeout = "5m".parse().unwrap();
     }
     let records = status.steps.iter_mut().find(|s| s.name == "records").unwrap();
     records.phase = StepPhase::Running;

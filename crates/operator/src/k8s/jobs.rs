@@ -71,14 +71,14 @@ pub fn build_job(
 ) -> Option<Job> {
     let owner = backup.controller_owner_ref(&())?;
     let url = component_url(target, component)?;
-    let step_timeout = target.backup.step_timeout.to_std().ok()?;
+    let step_timeout = target.spec.backup.step_timeout.to_std().ok()?;
     let labels = job_labels(backup, &target.cluster, component);
     let mut args = vec![
         "step".to_string(),
         "--component".into(),
         component.as_str().into(),
         "--camunda-version".into(),
-        target.version.clone(),
+        target.spec.version.clone(),
         "--backup-id".into(),
         backup_id.to_string(),
         "--url".into(),
@@ -89,7 +89,7 @@ pub fn build_job(
     ];
     let mut env = Vec::new();
     if component == Component::Records {
-        let search = &target.elasticsearch;
+        let search = &target.spec.elasticsearch;
         args.extend([
             "--repository".into(),
             search.snapshot_repository.clone(),
@@ -196,12 +196,12 @@ fn secret_env(name: &str, key: &SecretKeyRef) -> EnvVar {
 /// The management URL a component's step talks to.
 pub fn component_url(target: &BackupTarget, component: Component) -> Option<String> {
     let endpoint = match component {
-        Component::Zeebe => target.zeebe.as_ref().or(target.orchestration.as_ref()),
-        Component::Operate => target.operate.as_ref(),
-        Component::Tasklist => target.tasklist.as_ref(),
-        Component::WebApps => target.orchestration.as_ref(),
-        Component::Optimize => target.optimize.as_ref(),
-        Component::Records => return Some(target.elasticsearch.url.clone()),
+        Component::Zeebe => target.spec.zeebe.as_ref().or(target.spec.orchestration.as_ref()),
+        Component::Operate => target.spec.operate.as_ref(),
+        Component::Tasklist => target.spec.tasklist.as_ref(),
+        Component::WebApps => target.spec.orchestration.as_ref(),
+        Component::Optimize => target.spec.optimize.as_ref(),
+        Component::Records => return Some(target.spec.elasticsearch.url.clone()),
     };
     endpoint.map(|e| e.url.clone())
 }
