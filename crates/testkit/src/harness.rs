@@ -265,31 +265,7 @@ impl World {
         optimize: bool,
         backup: serde_json::Value,
     ) -> CamundaCluster {
-        let parsed: Release = version.parse().expect("version");
-        let mut settings = ClusterSettings::new(parsed);
-        settings.optimize = optimize;
-        self.sim.put_cluster(name, settings).expect("simulated cluster");
-        let url = |component| self.sim.component_url(name, component).expect("component URL");
-        let mut spec = json!({
-            "version": version,
-            "elasticsearch": { "url": url(Component::Records), "snapshotRepository": "camunda" },
-            "backup": backup,
-        });
-        if parsed.is_orchestration_cluster() {
-            spec["orchestration"] = json!({ "url": url(Component::Zeebe) });
-        } else {
-            spec["zeebe"] = json!({ "url": url(Component::Zeebe) });
-            spec["operate"] = json!({ "url": url(Component::Operate) });
-            spec["tasklist"] = json!({ "url": url(Component::Tasklist) });
-        }
-        if optimize {
-            spec["optimize"] = json!({ "url": url(Component::Optimize) });
-        }
-        let object: CamundaCluster = serde_json::from_value(json!({
-            "apiVersion": "c8backup.dev/v1alpha1", "kind": "CamundaCluster",
-            "metadata": { "name": name }, "spec": spec,
-        }))
-        .expect("cluster object");
+        let object = simulated_cluster(&self.sim, name, version, optimize, backup);
         self.clusters()
             .create(&PostParams::default(), &object)
             .await
@@ -467,4 +443,40 @@ impl World {
             .count();
         Cost { writes, reconciles }
     }
+}
+
+/// Adds cluster `name` of `version` to the simulator and returns the `CamundaCluster` that points at
+/// its components (not yet created in Kubernetes).
+pub fn simulated_cluster(
+    sim: &SimulatorHandle,
+    name: &str,
+    version: &str,
+    optimize: bool,
+    backup: serde_json::Value,
+) -> CamundaCluster {
+    let parsed: Release = version.parse().expect("version");
+    let mut settings = ClusterSettings::new(parsed);
+    settings.optimize = optimize;
+    sim.put_cluster(name, settings).expect("simulated cluster");
+    let url = |component| sim.component_url(name, component).expect("component URL");
+    let mut spec = json!({
+        "version": version,
+        "elasticsearch": { "url": url(Component::Records), "snapshotRepository": "camunda" },
+        "backup": backup,
+    });
+    if parsed.is_orchestration_cluster() {
+        spec["orchestration"] = json!({ "url": url(Component::Zeebe) });
+    } else {
+        spec["zeebe"] = json!({ "url": url(Component::Zeebe) });
+        spec["operate"] = json!({ "url": url(Component::Operate) });
+        spec["tasklist"] = json!({ "url": url(Component::Tasklist) });
+    }
+    if optimize {
+        spec["optimize"] = json!({ "url": url(Component::Optimize) });
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "c8backup.dev/v1alpha1", "kind": "CamundaCluster",
+        "metadata": { "name": name }, "spec": spec,
+    }))
+    .expect("cluster object")
 }

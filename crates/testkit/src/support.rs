@@ -1,6 +1,6 @@
 //! Shared helpers of the tests that run against a real API server (`KUBECONFIG`).
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use camunda_backup_operator::crdgen;
 use k8s_openapi::{
@@ -108,4 +108,26 @@ pub fn kubectl(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// helm from `C8B_HELM`, else where `scripts/tools.sh` caches it.
+pub fn helm() -> PathBuf {
+    if let Ok(path) = std::env::var("C8B_HELM") {
+        return PathBuf::from(path);
+    }
+    let cache = std::env::var("C8B_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let base = std::env::var("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache"));
+            base.join("camunda-backup-operator")
+        });
+    let helm = cache.join("bin/helm");
+    assert!(
+        helm.is_file(),
+        "helm not found at {} (nor C8B_HELM set): run scripts/tools.sh",
+        helm.display()
+    );
+    helm
 }

@@ -22,37 +22,15 @@ use serde_json::{Value, json};
 
 use c8b_testkit::{
     harness::{Operator, World, wait_for},
-    support::{TestNamespace, client, kubectl},
+    support::{TestNamespace, client, helm, kubectl},
 };
 
-const CHART: &str = concat!(
+pub const CHART: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../charts/camunda-backup-operator"
 );
 const RELEASE: &str = "c8b";
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// helm from `C8B_HELM`, else where `scripts/tools.sh` caches it.
-fn helm() -> PathBuf {
-    if let Ok(path) = std::env::var("C8B_HELM") {
-        return PathBuf::from(path);
-    }
-    let cache = std::env::var("C8B_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let base = std::env::var("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache"));
-            base.join("camunda-backup-operator")
-        });
-    let helm = cache.join("bin/helm");
-    assert!(
-        helm.is_file(),
-        "helm not found at {} (nor C8B_HELM set): run scripts/tools.sh",
-        helm.display()
-    );
-    helm
-}
 
 /// `helm template` of the chart into `namespace` with `--set` values; the documents, CRDs excluded.
 fn render(release: &str, namespace: &str, set: &[String]) -> (String, Vec<Value>) {

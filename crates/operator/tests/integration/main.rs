@@ -10,5 +10,6 @@ mod faults;
 mod hostile;
 mod leader;
 mod limits;
+mod real_node;
 mod schedules;
 mod write_budget;
