@@ -141,4 +141,18 @@ grep -q 'type: Recreate' "$out/no-le.yaml" || fail "strategy Recreate without le
 grep -q -- '--leader-elect' "$out/no-le.yaml" && fail "--leader-elect without leader election"
 grep -q 'kind: Role$' "$out/no-le.yaml" && fail "a lease Role without leader election"
 
+# hostNetwork and extraEnv (for test clusters whose API server is only on the node's loopback): off and
+# empty by default, rendered when set.
+grep -q 'hostNetwork' "$out/default.yaml" && fail "hostNetwork must be off by default"
+"$HELM" template c8b "$CHART" --set hostNetwork=true --set 'extraEnv[0].name=KUBERNETES_SERVICE_HOST' \
+  --set-string 'extraEnv[0].value=127.0.0.1' >"$out/hostnet.yaml"
+grep -q 'hostNetwork: true' "$out/hostnet.yaml" || fail "hostNetwork=true not rendered"
+grep -q 'dnsPolicy: ClusterFirstWithHostNet' "$out/hostnet.yaml" || fail "hostNetwork without dnsPolicy ClusterFirstWithHostNet"
+grep -A1 -- '- name: KUBERNETES_SERVICE_HOST' "$out/hostnet.yaml" | grep -q 'value: 127.0.0.1' \
+  || fail "extraEnv not rendered into the container's env"
+grep -A3 -- '- name: C8B_LEASE_IDENTITY' "$out/hostnet.yaml" | grep -q 'fieldPath: metadata.name' \
+  || fail "hostNetwork: the Lease identity must be the Pod name (HOSTNAME is the node's)"
+grep -q 'C8B_LEASE_IDENTITY' "$out/default.yaml" && fail "C8B_LEASE_IDENTITY only with hostNetwork"
+grep -q 'maxSurge: 0' "$out/hostnet.yaml" || fail "hostNetwork: a rolling update must not surge (the port is taken)"
+
 log "chart OK in $(( $(date +%s) - started ))s"

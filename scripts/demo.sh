@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The demo: one command from a fresh checkout to a backup of a (simulated) Camunda 8.7 cluster taken by
-# the operator on a real Kubernetes API server, step by step, on this machine, without containers.
+# the operator, installed by its Helm chart from its own image, on a real Kubernetes node on this
+# machine: the operator and its snapshot steps run as Pods and Jobs (kubectl get pods, kubectl logs).
+# Runs as root (the node needs it: containerd, network namespaces, iptables).
 #
 #   scripts/demo.sh          run it and keep everything running; Ctrl-C stops every process it started
 #   scripts/demo.sh --ci     (or C8B_DEMO_NONINTERACTIVE=1) the same end to end, check that the backup
 #                            Completed with every step Succeeded, stop everything, exit 0 (1 on failure)
 #
-# What it starts, all on loopback, with its state in .c8b/demo/ (git-ignored):
-#   - the local control plane (etcd + kube-apiserver + kube-controller-manager 1.20, scripts/control-plane.sh)
-#   - the Camunda simulator (`camunda-simulator`, crates/simulator) serving cluster "demo" (8.7.3)
-#   - the node agent (`node-agent`, crates/testkit): plays the kubelet for the step Pods
-#   - the operator (`camunda-backup-operator run --namespace demo`)
+# What it starts, with its state in .c8b/demo/ (git-ignored):
+#   - the local control plane (etcd + kube-apiserver + kube-controller-manager 1.20) and a real node
+#     (containerd + kubelet + kube-scheduler), scripts/control-plane.sh start / start-node
+#   - the operator's image (scripts/image.sh), imported into the node, installed with the chart
+#   - the Camunda simulator (`camunda-simulator`, crates/simulator) serving cluster "demo" (8.7.3) on the
+#     node's address, where the step Pods reach it
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -30,9 +33,9 @@ STATE=$ROOT/.c8b/demo
 NS=demo
 CLUSTER=demo
 BACKUP=demo-first-backup
-BIN=$ROOT/target/debug/camunda-backup-operator
-AGENT=$ROOT/target/debug/node-agent
 SIMULATOR=$ROOT/target/debug/camunda-simulator
+NODE_IP=10.254.254.1
+RELEASE=c8b
 BACKUP_TIMEOUT=${C8B_DEMO_TIMEOUT:-180}
 
 started=$(date +%s)
@@ -95,11 +98,10 @@ wait_until() {
 fail() {
   echo >&2
   echo "DEMO FAILED: $*" >&2
-  if [ -f "$STATE/operator.log" ]; then
-    echo "--- operator log tail ($STATE/operator.log) ---" >&2
-    tail -n 40 "$STATE/operator.log" >&2
-  fi
   if [ -n "${KUBECONFIG:-}" ]; then
+    echo "--- the operator's log (kubectl logs) ---" >&2
+    kubectl logs -n "$NS" "deployment/$RELEASE-camunda-backup-operator" --tail 40 >&2 2>/dev/null || true
+    kubectl get pods,jobs -n "$NS" -o wide >&2 2>/dev/null || true
     echo "--- kubectl get clusterbackup $BACKUP -o yaml (status) ---" >&2
     kubectl get clusterbackup "$BACKUP" -n "$NS" -o jsonpath='{.status}' >&2 2>/dev/null || true
     echo >&2
@@ -109,15 +111,19 @@ fail() {
 
 trap 'fail "a command failed at line $LINENO"' ERR
 
-say "1/7 installing what the demo needs (apt packages and the Kubernetes 1.20 build: ~6 min once, then cached)"
+say "1/7 installing what the demo needs (apt packages and the Kubernetes 1.20 build: ~9 min once, then cached)"
 bash scripts/control-plane.sh install
 took "install"
 
-say "2/7 building the operator, the simulator and the node agent (cargo build; a few minutes on the first run)"
-cargo build --quiet --bin camunda-backup-operator --bin camunda-simulator --bin node-agent
-took "cargo build"
+say "2/7 building the simulator and the operator's image (scripts/image.sh; a few minutes on the first run)"
+cargo build --quiet --bin camunda-simulator
+ARCHIVE=$(bash scripts/image.sh | tail -n 1)
+tag=$(basename "$ARCHIVE" .oci.tar)
+IMAGE_TAG=${tag#camunda-backup-operator-}
+info "image localhost/camunda-backup-operator:$IMAGE_TAG ($(du -h "$ARCHIVE" | cut -f1) archive)"
+took "build"
 
-say "3/7 starting the local control plane (state in .c8b/demo/)"
+say "3/7 starting the local control plane and a real node (state in .c8b/demo/)"
 # A previous demo that was killed hard may have left its processes: stop them by their recorded PIDs.
 if [ -d "$STATE/cp" ]; then bash scripts/control-plane.sh stop "$STATE/cp"; fi
 rm -rf "$STATE"
@@ -126,7 +132,10 @@ CP_STARTED=1
 KUBECONFIG=$(bash scripts/control-plane.sh start "$STATE/cp")
 export KUBECONFIG
 info "kubeconfig: $KUBECONFIG"
-took "control plane start"
+bash scripts/control-plane.sh start-node "$STATE/cp" >/dev/null
+bash scripts/control-plane.sh import-image "$STATE/cp" "$ARCHIVE"
+kubectl get nodes -o wide | sed 's/^/   /'
+took "control plane and node start"
 
 say "4/7 installing the CRDs and namespace $NS"
 # A 1.20 server rejects the CRDs' CEL rules on (server-side) apply; a plain create accepts them and
@@ -139,22 +148,27 @@ kubectl create namespace "$NS" >/dev/null
 info "CRDs established: $(kubectl get crd -o name | grep -c c8backup.dev) of 3"
 took "CRDs"
 
-say "5/7 starting the Camunda simulator, the node agent and the operator"
-spawn simulator "$SIMULATOR" --listen 127.0.0.1:0 --cluster "$CLUSTER=8.7.3" \
+say "5/7 starting the Camunda simulator and installing the operator with its chart"
+spawn simulator "$SIMULATOR" --listen "$NODE_IP:0" --cluster "$CLUSTER=8.7.3" \
   --backup-duration 1s --state-file "$STATE/simulator.json"
 wait_until "the simulator's address" 30 test -s "$STATE/simulator.log" || fail "the simulator did not start"
 wait_until "the simulator's address" 30 grep -Eq '^[0-9.]+:[0-9]+$' "$STATE/simulator.log" \
   || fail "the simulator did not print its address"
 SIM=$(grep -Em1 '^[0-9.]+:[0-9]+$' "$STATE/simulator.log")
 info "simulator at http://$SIM (cluster $CLUSTER, Camunda 8.7.3)"
-spawn node-agent "$AGENT" "$NS" "$BIN"
 HTTP_PORT=$(free_port)
-spawn operator env C8B_LOG_LEVEL=info C8B_LOG_FORMAT=text "$BIN" run --namespace "$NS" \
-  --step-image camunda-backup-operator:dev --http-addr "127.0.0.1:$HTTP_PORT"
-wait_until "the operator's /livez" 30 curl -sf "http://127.0.0.1:$HTTP_PORT/livez" \
-  || fail "the operator did not start"
-info "operator serving /livez, /readyz and /metrics on http://127.0.0.1:$HTTP_PORT"
-took "processes"
+API_PORT=$(sed -n 's#.*server: https://127.0.0.1:\([0-9]*\).*#\1#p' "$KUBECONFIG" | head -n 1)
+# The local API server listens on the node's loopback only: the operator Pod joins the node's network
+# (hostNetwork) and reaches it at 127.0.0.1; a real cluster needs none of these values.
+"$(bash scripts/tools.sh)" install "$RELEASE" charts/camunda-backup-operator --namespace "$NS" --skip-crds \
+  --set image.repository=localhost/camunda-backup-operator --set "image.tag=$IMAGE_TAG" \
+  --set watchNamespace="$NS" --set hostNetwork=true --set "http.port=$HTTP_PORT" --set logFormat=text \
+  --set 'extraEnv[0].name=KUBERNETES_SERVICE_HOST' --set 'extraEnv[0].value=127.0.0.1' \
+  --set 'extraEnv[1].name=KUBERNETES_SERVICE_PORT' --set-string "extraEnv[1].value=$API_PORT" \
+  --wait --timeout 180s >/dev/null || fail "helm install did not get the operator Ready"
+kubectl get pods -n "$NS" -o wide | sed 's/^/   /'
+info "operator Ready through its own probes; /livez, /readyz and /metrics on http://127.0.0.1:$HTTP_PORT"
+took "simulator and operator"
 
 say "6/7 creating a CamundaCluster, a ClusterBackup and a BackupSchedule"
 kubectl apply -n "$NS" -f - <<EOF
@@ -222,6 +236,12 @@ took "backup"
 echo
 kubectl get c8c,c8bk,c8bs -n "$NS"
 echo
+info "The step Jobs and their Pods, which ran as containers on the node:"
+kubectl get jobs,pods -n "$NS" -l c8backup.dev/backup="$BACKUP" | sed 's/^/   /'
+echo
+info "The operator's log (kubectl logs deployment/$RELEASE-camunda-backup-operator), last lines:"
+kubectl logs -n "$NS" "deployment/$RELEASE-camunda-backup-operator" --tail 8 | sed 's/^/   /'
+echo
 info "Events of the backup:"
 kubectl get events.events.k8s.io -n "$NS" --field-selector "regarding.name=$BACKUP" \
   -o custom-columns='TIME:.metadata.creationTimestamp,TYPE:.type,REASON:.reason,NOTE:.note' 2>/dev/null \
@@ -245,14 +265,15 @@ Everything keeps running. In another terminal:
   export KUBECONFIG=$KUBECONFIG
   kubectl get c8c,c8bk,c8bs -n $NS                 # clusters, backups, schedules
   kubectl get c8bk $BACKUP -n $NS -o yaml          # the backup's status, step by step
-  kubectl get jobs,pods -n $NS                     # one Job per snapshot step
+  kubectl get jobs,pods -n $NS                     # the operator's Pod and one Job per snapshot step
+  kubectl logs -n $NS deployment/$RELEASE-camunda-backup-operator          # the operator's log
   kubectl get events.events.k8s.io -n $NS          # what the operator did
   curl -s http://127.0.0.1:$HTTP_PORT/metrics       # the operator's metrics
 
   # another backup (refused by the 5h rate limit unless you delete a completed one first):
   kubectl create -n $NS -f - <<<'{"apiVersion":"c8backup.dev/v1alpha1","kind":"ClusterBackup","metadata":{"name":"second"},"spec":{"clusterRef":{"name":"$CLUSTER"}}}'
 
-Logs: $STATE/operator.log, $STATE/node-agent.log, $STATE/simulator.log, $STATE/cp/*.log
+Logs: kubectl logs (above), $STATE/simulator.log, $STATE/cp/*.log
 Press Ctrl-C to stop every process the demo started.
 EOF
 while :; do

@@ -35,7 +35,7 @@ if [ -n "${C8B_TEST_KUBECONFIG:-}" ]; then
   step "integration tests use $KUBECONFIG"
 else
   state=$(mktemp -d "${TMPDIR:-/tmp}/c8b-test.XXXXXX")
-  trap 'bash scripts/control-plane.sh stop "$state"; rm -rf "$state"' EXIT
+  trap 'if [ -n "$state" ]; then bash scripts/control-plane.sh stop "$state"; rm -rf "$state"; fi' EXIT
   step "starting the local control plane in $state"
   KUBECONFIG=$(bash scripts/control-plane.sh start "$state")
   export KUBECONFIG
@@ -45,8 +45,30 @@ step "cargo test (unit, contract and integration tests; --include-ignored runs t
 filter=()
 if [ "${1:-}" = "--" ]; then shift; filter=("$@"); fi
 # Integration tests mostly wait (on Jobs, on per-minute schedule slots): run more of them at once than
-# there are cores.
-cargo test -- --include-ignored --test-threads "${C8B_TEST_THREADS:-6}" "${filter[@]}"
+# there are cores. The real-node tests run below, on a cluster of their own: the fake node agent of
+# these tests must never share a cluster with a real kubelet.
+cargo test -- --include-ignored --test-threads "${C8B_TEST_THREADS:-6}" --skip real_node:: "${filter[@]}"
+
+if [ ${#filter[@]} -eq 0 ] && [ -z "${C8B_TEST_KUBECONFIG:-}" ]; then
+  bash scripts/control-plane.sh stop "$state"
+  rm -rf "$state"
+  state=""
+  step "the operator's image (scripts/image.sh: release build, local base, buildah)"
+  archive=$(bash scripts/image.sh | tail -n 1)
+  node_state=$(mktemp -d "${TMPDIR:-/tmp}/c8b-node.XXXXXX")
+  trap 'bash scripts/control-plane.sh stop "$node_state"; rm -rf "$node_state"' EXIT
+  step "a second control plane with a real node (kubelet, containerd, kube-scheduler) in $node_state"
+  node_kubeconfig=$(bash scripts/control-plane.sh start "$node_state")
+  bash scripts/control-plane.sh start-node "$node_state" >/dev/null
+  bash scripts/control-plane.sh import-image "$node_state" "$archive"
+  step "the real-node tests: the chart installs the image, step Jobs run as containers"
+  # The archive is named after the tag: camunda-backup-operator-<version>-dev.oci.tar.
+  tag=$(basename "$archive" .oci.tar)
+  C8B_OPERATOR_IMAGE=localhost/camunda-backup-operator:${tag#camunda-backup-operator-} KUBECONFIG=$node_kubeconfig \
+    cargo test -p camunda-backup-operator --test integration -- --include-ignored --test-threads 2 real_node::
+  bash scripts/control-plane.sh stop "$node_state"
+  rm -rf "$node_state"
+fi
 
 if [ ${#filter[@]} -eq 0 ]; then
   step "the demo, non-interactively (scripts/demo.sh --ci)"

@@ -3,7 +3,8 @@
 //! binary (standing in for the operator image) and the Pod's environment, then writes the exit code and
 //! the termination message into the Pod status. The real Job controller does the rest.
 //!
-//! Test support only, never shipped; the demo runs it as the `node-agent` program of this crate.
+//! Test support only, never shipped. Tests about Kubernetes itself run on the real node instead
+//! (`tests/integration/real_node.rs`); the two never share a cluster.
 
 use std::{collections::HashSet, path::PathBuf, sync::Arc};
 

@@ -160,8 +160,11 @@ async fn simulator() -> SimulatorHandle {
     .expect("start the simulator on the node's address")
 }
 
+/// Cluster `c1` in the simulator with `settings`, and its `CamundaCluster`, whose limits allow a backup
+/// a second (the tests take several in a row).
 async fn create_cluster(client: &Client, namespace: &str, sim: &SimulatorHandle, settings: ClusterSettings) {
-    let mut object = simulated_cluster(sim, "c1", &settings.version.to_string(), false, json!({}));
+    let limits = json!({ "minInterval": "1s" });
+    let mut object = simulated_cluster(sim, "c1", &settings.version.to_string(), false, limits);
     sim.put_cluster("c1", settings).expect("simulated cluster");
     object.metadata.namespace = Some(namespace.to_string());
     Api::namespaced(client.clone(), namespace)
@@ -368,7 +371,7 @@ async fn the_chart_runs_the_image_and_its_step_jobs_take_a_backup_as_restricted_
     sim.clear_faults("c1");
 
     // The operator's own log, through the kubelet.
-    let (ok, logs, err) = kubectl(&["logs", "-n", &ns.name, "deployment/c8b"]);
+    let (ok, logs, err) = kubectl(&["logs", "-n", &ns.name, "deployment/c8b-camunda-backup-operator"]);
     assert!(ok && logs.contains("starting the controllers"), "{err}\n{logs}");
 
     teardown(&client, ns, &["c8b"]).await;

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# The operator's container image, built on this machine from the same Dockerfile as the release, with
+# buildah and no registry, daemon or internet: the release binary is built on the host
+# (BINARY_STAGE=prebuilt) and the runtime base is a local stand-in for distroless/cc-debian12, built
+# FROM scratch out of the Debian packages already installed here.
+#
+#   scripts/image.sh               release binary, local base, the image, an OCI archive; prints its path
+#   scripts/image.sh base          only the base image localhost/c8b/distroless-cc:bookworm
+#   scripts/image.sh --node DIR    also import the archive into the real node of DIR
+#                                  (scripts/control-plane.sh start-node DIR) and run the image there once
+#                                  as a restricted Job (`crdgen`), timing it
+#
+# The image is tagged localhost/camunda-backup-operator:<crate version>-dev (never `latest`: with it the
+# default pull policy would be Always, with nowhere to pull from). Environment:
+#   C8B_BUILDAH_STORE   buildah's storage (vfs), default <cache>/buildah
+#   C8B_IMAGE_DIR       where the OCI archive goes, default <cache>/images
+# Log lines go to stderr; the archive's path is the last line on stdout.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+CACHE_DIR=$(c8b_cache_dir)
+STORE=${C8B_BUILDAH_STORE:-$CACHE_DIR/buildah}
+IMAGE_DIR=${C8B_IMAGE_DIR:-$CACHE_DIR/images}
+BASE_IMAGE=localhost/c8b/distroless-cc:bookworm
+REPOSITORY=localhost/camunda-backup-operator
+BINARY=$ROOT/target/release/camunda-backup-operator
+
+log() { printf '[image] %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+MODE=image
+NODE_DIR=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    base) MODE=base ;;
+    --node) NODE_DIR=${2:?--node needs the state DIR of the control plane}; shift ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) die "unknown argument: $1 (try --help)" ;;
+  esac
+  shift
+done
+
+command -v buildah >/dev/null || die "buildah is missing: run scripts/control-plane.sh install"
+VERSION=$(cargo metadata --no-deps --format-version 1 --offline \
+  | python3 -c 'import json, sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "camunda-backup-operator"))')
+TAG=$REPOSITORY:$VERSION-dev
+ARCHIVE=$IMAGE_DIR/camunda-backup-operator-$VERSION-dev.oci.tar
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/c8b-image.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$STORE" "$IMAGE_DIR"
+
+build_binary() {
+  local started
+  started=$(now_ms)
+  log "cargo build --release --locked -p camunda-backup-operator"
+  cargo build --release --locked --quiet -p camunda-backup-operator
+  log "release binary built in $(( ($(now_ms) - started) / 1000 ))s: $(du -h "$BINARY" | cut -f1)"
+}
+
+# The files of the host's Debian packages the binary needs at run time, under the same paths: the
+# dynamic loader and the shared libraries (ldd of the release binary, plus libc, libm and libgcc_s that
+# a Rust binary on glibc may load), the CA bundle, passwd/group with nonroot (65532), nsswitch.conf so
+# /etc/hosts is read before DNS, /tmp (1777); and, for scanners, each package's dpkg status and
+# copyright. No shell, no package manager.
+build_base() {
+  [ -x "$BINARY" ] || die "no release binary at $BINARY (scripts/image.sh builds it)"
+  local rootfs=$WORK/base/rootfs multiarch interp
+  multiarch=$(gcc -dumpmachine)
+  mkdir -p "$rootfs"/{etc/ssl/certs,tmp,home/nonroot,var/lib/dpkg/status.d,usr/share/doc}
+  chmod 1777 "$rootfs/tmp"
+  interp=$(readelf -l "$BINARY" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+  [ -n "$interp" ] || die "$BINARY is not dynamically linked"
+  local libs=() lib
+  mapfile -t libs < <(ldd "$BINARY" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+  for lib in libc.so.6 libm.so.6 libgcc_s.so.1; do libs+=("/lib/$multiarch/$lib"); done
+  local packages=()
+  for lib in "${libs[@]}" "$interp"; do
+    [ -e "$lib" ] || die "no $lib on this machine"
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+    # dpkg knows the path the package ships (/lib/..., before the /usr merge), not the resolved one.
+    packages+=("$( { dpkg -S "$lib" 2>/dev/null || dpkg -S "$(readlink -f "$lib")" 2>/dev/null || true; } \
+      | sed -n '1s/:.*//p')")
+  done
+  cp -L /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/"
+  packages+=(ca-certificates)
+  cat >"$rootfs/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/sbin/nologin
+nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
+nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin
+EOF
+  cat >"$rootfs/etc/group" <<'EOF'
+root:x:0:
+nobody:x:65534:
+nonroot:x:65532:
+EOF
+  printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
+  local pkg
+  for pkg in $(printf '%s\n' "${packages[@]}" | sort -u); do
+    [ -n "$pkg" ] || continue
+    dpkg-query -s "$pkg" >"$rootfs/var/lib/dpkg/status.d/${pkg%%:*}"
+    if [ -f "/usr/share/doc/${pkg%%:*}/copyright" ]; then
+      mkdir -p "$rootfs/usr/share/doc/${pkg%%:*}"
+      cp "/usr/share/doc/${pkg%%:*}/copyright" "$rootfs/usr/share/doc/${pkg%%:*}/"
+    fi
+  done
+  # The loader must find the libraries without /etc/ld.so.cache, as it will in the image.
+  if [ "$(id -u)" -eq 0 ]; then
+    cp "$BINARY" "$rootfs/probe"
+    chroot "$rootfs" /probe --version >/dev/null || die "the binary does not start on the base's libraries"
+    rm "$rootfs/probe"
+  fi
+  cat >"$WORK/base/Containerfile" <<'EOF'
+FROM scratch
+COPY rootfs/ /
+COPY --chown=65532:65532 rootfs/home/nonroot /home/nonroot
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+USER 65532:65532
+EOF
+  # --timestamp 0: the same packages give the same image ID.
+  c8b_buildah "$STORE" bud --quiet --timestamp 0 --layers=false -f "$WORK/base/Containerfile" \
+    -t "$BASE_IMAGE" "$WORK/base" >/dev/null
+  log "base $BASE_IMAGE: $(du -sh "$rootfs" | cut -f1) from $(printf '%s\n' "${packages[@]}" | sort -u | tr '\n' ' ')"
+}
+
+build_image() {
+  # The build context holds only the stripped binary at the path the `prebuilt` stage copies.
+  local ctx=$WORK/context started
+  mkdir -p "$ctx/target/release"
+  strip -o "$ctx/target/release/camunda-backup-operator" "$BINARY"
+  started=$(now_ms)
+  c8b_buildah "$STORE" bud --quiet --layers=false --pull=never -f "$ROOT/Dockerfile" \
+    --build-arg BINARY_STAGE=prebuilt --build-arg RUNTIME_IMAGE="$BASE_IMAGE" \
+    --build-arg VERSION="$VERSION-dev" --build-arg REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
+    -t "$TAG" "$ctx" >/dev/null
+  # buildah 1.28 keeps a working container of the stage that `COPY --from` reads (a full vfs copy):
+  # remove those of untagged images (the prebuilt stage's), then the untagged images themselves.
+  local id image
+  while IFS='|' read -r id image; do
+    if [ -n "$id" ] && [ -z "$image" ]; then c8b_buildah "$STORE" rm "$id" >/dev/null; fi
+  done < <(c8b_buildah "$STORE" containers --all --format '{{.ContainerID}}|{{.ImageName}}')
+  c8b_buildah "$STORE" rmi --prune >/dev/null
+  rm -f "$ARCHIVE.tmp"
+  c8b_buildah "$STORE" push --quiet "$TAG" "oci-archive:$ARCHIVE.tmp:$TAG"
+  mv "$ARCHIVE.tmp" "$ARCHIVE"
+  local size
+  size=$(c8b_buildah "$STORE" images --format '{{.Size}}' "$TAG" 2>/dev/null || echo '?')
+  log "image $TAG built in $(( ($(now_ms) - started) / 1000 ))s"
+  log "  binary $(du -h "$ctx/target/release/camunda-backup-operator" | cut -f1) stripped ($(du -h "$BINARY" | cut -f1) unstripped)"
+  log "  image $size (uncompressed); archive $ARCHIVE: $(du -h "$ARCHIVE" | cut -f1)"
+  # Start-up, measured on the host as a proxy for the image: the same binary and libraries.
+  local t0 runs=20
+  t0=$(now_ms)
+  for _ in $(seq 1 $runs); do "$ctx/target/release/camunda-backup-operator" --version >/dev/null; done
+  log "  start-up: \`camunda-backup-operator --version\` takes $(( ($(now_ms) - t0) / runs )) ms on the host (mean of $runs)"
+}
+
+# Runs the image once on the real node as a Job with the restricted Pod security the chart uses, and
+# reports created → Pod running → Complete.
+run_on_node() {
+  local dir=$1 kc=$1/kubeconfig ns=c8b-image-check
+  bash "$ROOT/scripts/control-plane.sh" import-image "$dir" "$ARCHIVE" >/dev/null
+  kubectl --kubeconfig "$kc" delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
+  kubectl --kubeconfig "$kc" create namespace "$ns" >/dev/null
+  wait_sa() { kubectl --kubeconfig "$kc" -n "$ns" get serviceaccount default >/dev/null 2>&1; }
+  for _ in $(seq 1 100); do wait_sa && break; sleep 0.1; done
+  local t0 t_running="" t_done="" phase state
+  t0=$(now_ms)
+  kubectl --kubeconfig "$kc" -n "$ns" apply -f - >/dev/null <<EOF
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: crdgen
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      automountServiceAccountToken: false
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65532
+        runAsGroup: 65532
+        seccompProfile: { type: RuntimeDefault }
+      containers:
+        - name: operator
+          image: $TAG
+          args: ["crdgen"]
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities: { drop: ["ALL"] }
+EOF
+  while [ "$(( $(now_ms) - t0 ))" -lt 120000 ]; do
+    state=$(kubectl --kubeconfig "$kc" -n "$ns" get pods -l job-name=crdgen \
+      -o jsonpath='{.items[0].status.containerStatuses[0].state}' 2>/dev/null || true)
+    if [ -z "$t_running" ] && { [[ $state == *running* ]] || [[ $state == *terminated* ]]; }; then t_running=$(now_ms); fi
+    phase=$(kubectl --kubeconfig "$kc" -n "$ns" get job crdgen \
+      -o jsonpath='{range .status.conditions[?(@.status=="True")]}{.type}{end}' 2>/dev/null || true)
+    case "$phase" in
+      Complete) t_done=$(now_ms); break ;;
+      Failed) kubectl --kubeconfig "$kc" -n "$ns" logs job/crdgen >&2 || true; die "the Job failed on the node" ;;
+    esac
+    sleep 0.1
+  done
+  [ -n "$t_done" ] || die "the Job did not complete within 120 s"
+  # A container that exits at once may go from waiting to done between two polls.
+  [ -n "$t_running" ] || t_running=$t_done
+  local lines
+  lines=$(kubectl --kubeconfig "$kc" -n "$ns" logs job/crdgen | grep -c '^kind: CustomResourceDefinition' || true)
+  log "on the node: Job created → container started $(( t_running - t0 )) ms → Complete $(( t_done - t0 )) ms;" \
+    "crdgen printed $lines CRDs"
+  kubectl --kubeconfig "$kc" delete namespace "$ns" --wait=false >/dev/null
+}
+
+build_binary
+build_base
+if [ "$MODE" = base ]; then
+  exit 0
+fi
+build_image
+if [ -n "$NODE_DIR" ]; then
+  run_on_node "$(cd "$NODE_DIR" && pwd)"
+fi
+echo "$ARCHIVE"
