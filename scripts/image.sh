@@ -14,6 +14,7 @@
 # default pull policy would be Always, with nowhere to pull from). Environment:
 #   C8B_BUILDAH_STORE   buildah's storage (vfs), default <cache>/buildah
 #   C8B_IMAGE_DIR       where the OCI archive goes, default <cache>/images
+#   C8B_RELEASE_TARGET_DIR  cargo's target directory of the release build, default <cache>/release-target
 # Log lines go to stderr; the archive's path is the last line on stdout.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -26,7 +27,10 @@ STORE=${C8B_BUILDAH_STORE:-$CACHE_DIR/buildah}
 IMAGE_DIR=${C8B_IMAGE_DIR:-$CACHE_DIR/images}
 BASE_IMAGE=localhost/c8b/distroless-cc:bookworm
 REPOSITORY=localhost/camunda-backup-operator
-BINARY=$ROOT/target/release/camunda-backup-operator
+# The release build keeps its own target directory in the cache, outside the checkout, so that a fresh
+# clone on a machine that built it before (CI) rebuilds only what changed.
+RELEASE_TARGET=${C8B_RELEASE_TARGET_DIR:-$CACHE_DIR/release-target}
+BINARY=$RELEASE_TARGET/release/camunda-backup-operator
 
 log() { printf '[image] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -56,7 +60,7 @@ build_binary() {
   local started
   started=$(now_ms)
   log "cargo build --release --locked -p camunda-backup-operator"
-  cargo build --release --locked --quiet -p camunda-backup-operator
+  CARGO_TARGET_DIR=$RELEASE_TARGET cargo build --release --locked --quiet -p camunda-backup-operator
   log "release binary built in $(( ($(now_ms) - started) / 1000 ))s: $(du -h "$BINARY" | cut -f1)"
 }
 
