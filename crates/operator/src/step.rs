@@ -12,6 +12,7 @@ use std::{
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::api::step::DEFINITE_FAILURE_EXIT_CODE;
 use crate::{
     api::version::CamundaVersion,
     camunda::{
@@ -126,7 +127,8 @@ pub async fn run(args: StepArgs) -> ExitCode {
             let line = format!("{} backup {}: {error}", args.component, args.backup_id);
             span.in_scope(|| tracing::error!(reason = error.reason(), "{line}"));
             write_termination_message(&args.termination_log, &line);
-            ExitCode::FAILURE
+            // Every error that reaches here is definite: transient ones were retried above.
+            ExitCode::from(DEFINITE_FAILURE_EXIT_CODE)
         }
     }
 }

@@ -9,6 +9,7 @@ use std::{
 };
 
 use camunda_backup_operator::{
+    api::step::DEFINITE_FAILURE_EXIT_CODE,
     api::version::CamundaVersion,
     camunda::{
         ApiError, BackupClient, BackupState, ClientOptions, Component, ComponentTarget, DeleteOutcome,
@@ -945,6 +946,7 @@ async fn a_restarted_simulator_keeps_its_state() {
 
 struct StepRun {
     success: bool,
+    code: Option<i32>,
     termination_message: Option<String>,
     stderr: String,
 }
@@ -991,6 +993,7 @@ async fn run_step(
     let _ = std::fs::remove_file(&termination_log);
     StepRun {
         success: output.status.success(),
+        code: output.status.code(),
         termination_message,
         stderr: String::from_utf8_lossy(&output.stderr).into(),
     }
@@ -1088,6 +1091,11 @@ async fn step_reports_a_component_failure_in_the_termination_message() {
     sim.set_fault("c", Api::Zeebe, fault);
     let run = run_step(&sim, "c", Component::Zeebe, 8, &[], &[]).await;
     assert!(!run.success);
+    assert_eq!(
+        run.code,
+        Some(i32::from(DEFINITE_FAILURE_EXIT_CODE)),
+        "a component's definite answer: the controller must not wait for the Job to retry"
+    );
     let message = run.termination_message.unwrap();
     assert_eq!(message.lines().count(), 1);
     assert!(
@@ -1110,6 +1118,7 @@ async fn step_fails_when_the_deadline_passes() {
     let started = Instant::now();
     let run = run_step(&sim, "c", Component::Optimize, 3, &["--deadline", "1s"], &[]).await;
     assert!(!run.success);
+    assert_eq!(run.code, Some(i32::from(DEFINITE_FAILURE_EXIT_CODE)));
     assert!(started.elapsed() < Duration::from_secs(15));
     let message = run.termination_message.unwrap();
     assert!(

@@ -13,6 +13,7 @@ mod component;
 mod condition;
 pub mod duration;
 pub mod names;
+pub mod step;
 pub mod time;
 pub mod version;
 

@@ -396,23 +396,35 @@ async fn observe_jobs(backup: &ClusterBackup, ctx: &Context) -> Result<Vec<Obser
         .iter()
         .filter(|j| j.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
     {
-        let mut seen = observe_job(job, None);
-        if let Some(ObservedJob {
-            state: JobState::Failed { .. },
-            name,
-            ..
-        }) = &seen
-            && !recorded_failed(name)
-        {
-            let message = pod_termination_message(&namespace, name, ctx).await?;
-            seen = observe_job(job, message);
+        let Some(mut seen) = observe_job(job, None) else {
+            continue;
+        };
+        if recorded_failed(&seen.name) {
+            observed.push(seen);
+            continue;
         }
-        observed.extend(seen);
+        // The Pods are read only when a Pod failed: for the reason of a failed Job, and to tell a
+        // definite failure of the step (which ends it at once) from a lost Pod the Job retries.
+        let pod_failed = job.status.as_ref().and_then(|s| s.failed).unwrap_or(0) > 0;
+        match &seen.state {
+            JobState::Failed { .. } => {
+                let pods = pods_of(&namespace, &seen.name, ctx).await?;
+                seen = observe_job(job, jobs::termination_message(&pods)).unwrap_or(seen);
+            }
+            JobState::Active if pod_failed => {
+                let pods = pods_of(&namespace, &seen.name, ctx).await?;
+                if let Some(message) = jobs::definite_failure(&pods) {
+                    seen.state = JobState::Failed { message };
+                }
+            }
+            JobState::Active | JobState::Succeeded => {}
+        }
+        observed.push(seen);
     }
     Ok(observed)
 }
 
-async fn pod_termination_message(namespace: &str, job: &str, ctx: &Context) -> Result<Option<String>, Error> {
+async fn pods_of(namespace: &str, job: &str, ctx: &Context) -> Result<Vec<Pod>, Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let listed = pods
         .list(&ListParams::default().labels(&format!("job-name={job}")))
@@ -421,7 +433,7 @@ async fn pod_termination_message(namespace: &str, job: &str, ctx: &Context) -> R
             job: job.to_string(),
             source,
         })?;
-    Ok(jobs::termination_message(&listed.items))
+    Ok(listed.items)
 }
 
 async fn carry_out(
@@ -460,7 +472,7 @@ async fn carry_out(
         }
         Effect::DeleteActiveJobs => {
             let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-            for job in jobs.iter().filter(|j| j.state == JobState::Active) {
+            for job in jobs.iter().filter(|j| j.running) {
                 delete_job(&api, &job.name).await?;
             }
             Ok(())
@@ -569,7 +581,7 @@ pub(super) async fn cleanup(
 
     let jobs = observe_jobs(backup, ctx).await?;
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
-    for job in jobs.iter().filter(|j| j.state == JobState::Active) {
+    for job in jobs.iter().filter(|j| j.running) {
         delete_job(&jobs_api, &job.name).await?;
     }
 

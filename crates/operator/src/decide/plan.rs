@@ -86,6 +86,9 @@ pub struct ObservedJob {
     pub state: JobState,
     /// Pods the Job ran.
     pub attempts: u32,
+    /// Whether Kubernetes still runs the Job (it may retry a Pod even after the step failed
+    /// definitely); such a Job is deleted when the backup fails.
+    pub running: bool,
     pub finished: Option<DateTime<Utc>>,
 }
 
@@ -558,7 +561,7 @@ impl Planner<'_> {
     }
 
     fn fail(&mut self, reason: &'static str, message: String) {
-        if self.observed.jobs.iter().any(|j| j.state == JobState::Active) {
+        if self.observed.jobs.iter().any(|j| j.running) {
             self.effects.push(Effect::DeleteActiveJobs);
         }
         self.resume();

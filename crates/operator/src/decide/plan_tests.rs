@@ -110,6 +110,7 @@ fn job(component: Component, state: JobState) -> ObservedJob {
     ObservedJob {
         component,
         name: crate::api::names::job_name("b1", component),
+        running: state == JobState::Active,
         state,
         attempts: 1,
         finished: None,
@@ -575,6 +576,28 @@ fn a_step_deadline_nearer_than_the_pause_deadline_is_not_overwritten_by_it() {
     assert_eq!(phase_of(&p), Some(BackupPhase::Running));
     // The step's deadline (5 min + grace after t(10)) comes long before the pause's (30 min).
     assert_eq!(p.requeue, Some(Duration::from_secs(10 + 300 + 60 - 20)));
+}
+
+#[test]
+fn a_definite_failure_of_a_job_still_running_fails_at_once_and_deletes_the_job() {
+    let c = cluster("8.7.3", false);
+    let mut status = paused_status();
+    let zeebe = status.steps.iter_mut().find(|s| s.name == "zeebe").unwrap();
+    zeebe.phase = StepPhase::Running;
+    let records = status.steps.iter_mut().find(|s| s.name == "records").unwrap();
+    records.phase = StepPhase::Succeeded;
+    let b = with_status(status);
+    // Kubernetes would still retry the Pod; the step's exit code said retrying cannot help.
+    let mut gave_up = job(
+        Component::Zeebe,
+        JobState::Failed {
+            message: "zeebe backup 5: backup failed: FAILED".into(),
+        },
+    );
+    gave_up.running = true;
+    let p = observe(&b, ready(&c), std::slice::from_ref(&gave_up), 20);
+    assert_eq!(phase_of(&p), Some(BackupPhase::Failed));
+    assert_eq!(p.effects, vec![Effect::DeleteActiveJobs, Effect::ResumeExporting]);
 }
 
 #[test]

@@ -19,6 +19,7 @@ use crate::{
     api::{
         BackupTarget, ClusterBackup, Component, SearchFlavor, SecretKeyRef, labels,
         names::{MAX_LABEL_VALUE, job_name},
+        step::DEFINITE_FAILURE_EXIT_CODE,
     },
     decide::plan::{JobState, ObservedJob},
 };
@@ -254,10 +255,34 @@ pub fn observe_job(job: &Job, termination_message: Option<String>) -> Option<Obs
     Some(ObservedJob {
         component,
         name: job.name_any(),
+        running: state == JobState::Active,
         state,
         attempts: u32::try_from(attempts).unwrap_or(0),
         finished: finished.as_ref().map(crate::api::time::to_chrono),
     })
+}
+
+/// The step's reason when one of the Job's Pods exited with [`DEFINITE_FAILURE_EXIT_CODE`]: the step
+/// failed for good although the Job would still retry it.
+pub fn definite_failure(pods: &[Pod]) -> Option<String> {
+    pods.iter()
+        .filter_map(|pod| {
+            let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+            statuses.iter().find_map(|s| {
+                let terminated = s.state.as_ref()?.terminated.as_ref()?;
+                (terminated.exit_code == i32::from(DEFINITE_FAILURE_EXIT_CODE)).then(|| {
+                    let message = terminated.message.as_deref().map(str::trim).unwrap_or_default();
+                    let message = if message.is_empty() {
+                        "the step failed"
+                    } else {
+                        message
+                    };
+                    (terminated.finished_at.clone().map(|t| t.0), message.to_string())
+                })
+            })
+        })
+        .max_by_key(|(finished, _)| *finished)
+        .map(|(_, message)| message)
 }
 
 /// The termination message of the newest failed container among a Job's Pods.
@@ -273,4 +298,47 @@ pub fn termination_message(pods: &[Pod]) -> Option<String> {
         })
         .max_by_key(|(finished, _)| *finished)
         .map(|(_, message)| message)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn pod(exit_code: i32, message: &str, finished: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": format!("p-{exit_code}-{finished}") },
+            "status": { "containerStatuses": [ {
+                "name": "step", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+                "state": { "terminated": { "exitCode": exit_code, "message": message,
+                                           "finishedAt": finished } } } ] }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_the_step_s_own_definite_exit_ends_a_job_that_would_retry() {
+        let lost = pod(137, "", "2026-12-01T00:00:01Z");
+        let crashed = pod(1, "panic", "2026-12-01T00:00:02Z");
+        assert_eq!(
+            definite_failure(&[lost.clone(), crashed.clone()]),
+            None,
+            "the Job retries these"
+        );
+        let definite = pod(
+            3,
+            "zeebe backup 5: backup failed: FAILED\n",
+            "2026-12-01T00:00:03Z",
+        );
+        assert_eq!(
+            definite_failure(&[lost, definite, crashed]),
+            Some("zeebe backup 5: backup failed: FAILED".into())
+        );
+        assert_eq!(
+            definite_failure(&[pod(3, " ", "2026-12-01T00:00:04Z")]),
+            Some("the step failed".into()),
+            "an empty message still ends the step"
+        );
+    }
 }

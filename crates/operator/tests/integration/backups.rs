@@ -246,6 +246,49 @@ async fn a_failure_in_any_step_fails_the_backup_starts_nothing_later_and_resumes
 
 #[tokio::test]
 #[ignore = "needs a Kubernetes API server (KUBECONFIG)"]
+async fn a_definite_failure_ends_the_step_at_once_although_its_job_would_retry() {
+    // The default Pod retries (backoffLimit 2): a lost Pod would be retried, a component's FAILED not.
+    let world = World::start("definite", &[]).await;
+    world.cluster("c1", "8.8.0", false, json!({})).await;
+    let fault = Fault {
+        fail_backups: Some(FailBackups {
+            state: "FAILED".into(),
+            reason: "injected failure of zeebe".into(),
+        }),
+        ..Fault::default()
+    };
+    assert!(world.sim.set_fault("c1", SimApi::Zeebe, fault));
+    world.backup("b1", "c1").await;
+    let failed = world.wait_phase("b1", BackupPhase::Failed, BACKUP_TIMEOUT).await;
+    let zeebe = failed
+        .status
+        .as_ref()
+        .and_then(|s| s.steps.iter().find(|step| step.name == "zeebe"))
+        .expect("zeebe step");
+    assert!(
+        zeebe
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("injected failure of zeebe"),
+        "{zeebe:?}"
+    );
+    // The Job, which Kubernetes would have retried after its 10 s backoff, is gone: no second Pod.
+    let name = zeebe.job_name.clone().expect("job name");
+    let jobs: Api<Job> = Api::namespaced(world.client.clone(), &world.ns.name);
+    wait_for("the zeebe Job to be deleted", Duration::from_secs(30), || async {
+        jobs.get_opt(&name).await.expect("read").is_none().then_some(())
+    })
+    .await;
+    let state = sim_state(&world, "c1");
+    let takes = calls(&state).iter().filter(|c| *c == "zeebe:take").count();
+    assert_eq!(takes, 1, "the step was not retried: {:?}", calls(&state));
+    assert_eq!(state.exporting, ExportingState::Running, "exporting resumed");
+    world.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG)"]
 async fn killing_the_operator_after_each_step_neither_loses_nor_duplicates_the_backup() {
     let mut world = World::start("restart", &[]).await;
     world.cluster("c1", "8.7.3", true, json!({})).await;
