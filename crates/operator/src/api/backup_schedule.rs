@@ -90,7 +90,12 @@ pub struct BackupScheduleStatus {
     #[serde(default)]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
-    /// The last slot handled (run or skipped); slots are derived from here, never from uptime.
+    /// When the schedule was first seen: slots before it never run, and until a slot is handled they
+    /// are counted from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check_time: Option<DateTime<Utc>>,
+    /// The last slot handled (run or skipped); slots are derived from here, never from uptime. Empty
+    /// until the first slot came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_schedule_time: Option<DateTime<Utc>>,
     /// The next slot.

@@ -96,8 +96,8 @@ pub struct ClusterBackupStatus {
     /// How long the backup took, e.g. `3m12s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
-    /// One entry per snapshot step, in the documented order.
-    #[serde(default)]
+    /// One entry per snapshot step, in the documented order; none for a backup that never started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepStatus>,
     /// Whether and when exporting was paused and resumed for this backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     api::duration::format_short,
+    api::time::describe,
     api::version::{CamundaVersion, VersionFamily},
     api::{
         BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Component, Condition,
@@ -313,7 +314,7 @@ impl Planner<'_> {
                 let message = format!(
                     "the cluster allows one backup per {}; the next backup is allowed at {}",
                     cluster.spec.backup.min_interval,
-                    next_allowed.to_rfc3339()
+                    describe(*next_allowed, self.observed.now)
                 );
                 self.set_phase(BackupPhase::Rejected, "RateLimited", message, true);
             }

@@ -199,7 +199,9 @@ fn waiting_and_rate_limited_backups() {
         rejected
             .notes
             .iter()
-            .any(|n| n.warning && n.message.contains(&t(3600).to_rfc3339()))
+            .any(|n| n.warning && n.message.contains("2026-11-24T03:00:00Z (in 1h0m)")),
+        "the next allowed time to the second, with how far away it is: {:?}",
+        rejected.notes
     );
 }
 

@@ -82,7 +82,7 @@ async fn wait_status(
 /// The first-sight status: armed, with the next slot.
 async fn armed(world: &World, name: &str) -> BackupScheduleStatus {
     wait_status(world, name, "armed", Duration::from_secs(30), |s| {
-        s.next_schedule_time.is_some() && s.last_schedule_time.is_some()
+        s.next_schedule_time.is_some() && s.last_check_time.is_some()
     })
     .await
 }
@@ -178,7 +178,7 @@ async fn a_per_minute_schedule_creates_one_correctly_named_backup_per_slot_that_
     );
     let first = status.next_schedule_time.expect("next slot");
     assert!(
-        first > status.last_schedule_time.expect("baseline"),
+        first > status.last_check_time.expect("baseline"),
         "no slot in the past fires"
     );
     assert_eq!(first.timestamp() % 60, 0, "slots are whole minutes");

@@ -8,7 +8,9 @@ use super::{
     Child, ClusterState, CronSchedule, Decision, Fire, Input, MAX_SKIPPED_IN_STATUS, Note, ScheduleError,
     child_name, reasons, slot_of,
 };
-use crate::api::{BackupPhase, BackupScheduleStatus, Condition, ConditionStatus, SkippedSlot};
+use crate::api::{
+    BackupPhase, BackupScheduleStatus, Condition, ConditionStatus, SkippedSlot, time::describe,
+};
 
 /// The schedule's whole decision: which slot fires, which are skipped and why, which backups go by the
 /// history limits, the new status and when to look again.
@@ -81,7 +83,10 @@ pub fn decide(input: &Input<'_>) -> Decision {
     };
     record_success(&mut status, input.children);
 
-    let last = status.last_schedule_time.unwrap_or(now);
+    let last = status
+        .last_schedule_time
+        .or(status.last_check_time)
+        .unwrap_or(now);
     let next = schedule.next_after(last.max(now));
     status.next_schedule_time = next;
     let (condition, reason, message) = readiness(input);
@@ -94,7 +99,7 @@ pub fn decide(input: &Input<'_>) -> Decision {
             message: format!(
                 "created ClusterBackup {} for the slot at {}",
                 fire.name,
-                fire.slot.to_rfc3339()
+                describe(fire.slot, input.now)
             ),
         });
     }
@@ -115,9 +120,10 @@ fn take_missed_slots(
     status: &mut BackupScheduleStatus,
     decision: &mut Decision,
 ) -> Option<Fire> {
-    let Some(last) = status.last_schedule_time else {
-        // First sight: never fire a slot from before the schedule was seen; the baseline is now.
-        status.last_schedule_time = Some(now);
+    let Some(last) = status.last_schedule_time.or(status.last_check_time) else {
+        // First sight: never fire a slot from before the schedule was seen; the baseline is now (and
+        // `lastScheduleTime`, the "Last Run" column, stays empty until a slot comes).
+        status.last_check_time = Some(now);
         return None;
     };
     let missed = schedule.missed(last, now);
@@ -127,6 +133,7 @@ fn take_missed_slots(
         let reason = reasons::SUSPENDED;
         skip(
             decision,
+            input.now,
             &missed.newest,
             missed.total,
             reason,
@@ -144,6 +151,7 @@ fn take_missed_slots(
         );
         skip(
             decision,
+            input.now,
             &triage.late,
             triage.late_total,
             reasons::MISSED_DEADLINE,
@@ -163,7 +171,7 @@ fn fire_or_skip(input: &Input<'_>, slot: DateTime<Utc>, decision: &mut Decision)
     }
     if input.taken.contains(&name) {
         let why = format!("{name} exists and was not created by this schedule");
-        skip(decision, &[slot], 1, reasons::NAME_CONFLICT, &why);
+        skip(decision, input.now, &[slot], 1, reasons::NAME_CONFLICT, &why);
         return None;
     }
     if let Some(running) = active(input.children) {
@@ -171,7 +179,14 @@ fn fire_or_skip(input: &Input<'_>, slot: DateTime<Utc>, decision: &mut Decision)
             .phase
             .map_or_else(|| "Pending".into(), |p| format!("{p:?}"));
         let why = format!("backup {} of this schedule is still {phase}", running.name);
-        skip(decision, &[slot], 1, reasons::PREVIOUS_RUN_ACTIVE, &why);
+        skip(
+            decision,
+            input.now,
+            &[slot],
+            1,
+            reasons::PREVIOUS_RUN_ACTIVE,
+            &why,
+        );
         return None;
     }
     if input.cluster != ClusterState::Found {
@@ -181,7 +196,7 @@ fn fire_or_skip(input: &Input<'_>, slot: DateTime<Utc>, decision: &mut Decision)
             "is being deleted"
         };
         let why = format!("CamundaCluster {} {state}", input.spec.cluster_ref.name);
-        skip(decision, &[slot], 1, reasons::CLUSTER_NOT_FOUND, &why);
+        skip(decision, input.now, &[slot], 1, reasons::CLUSTER_NOT_FOUND, &why);
         return None;
     }
     Some(Fire { name, slot })
@@ -206,6 +221,7 @@ fn record_refused(input: &Input<'_>, status: &BackupScheduleStatus, decision: &m
         }
         skip(
             decision,
+            input.now,
             &[slot],
             1,
             reasons::RATE_LIMITED,
@@ -248,7 +264,14 @@ fn already_recorded(recorded: &[SkippedSlot], new: &[SkippedSlot], slot: DateTim
     present(recorded) || present(new) || pushed_out
 }
 
-fn skip(decision: &mut Decision, slots: &[DateTime<Utc>], total: usize, reason: &'static str, why: &str) {
+fn skip(
+    decision: &mut Decision,
+    now: DateTime<Utc>,
+    slots: &[DateTime<Utc>],
+    total: usize,
+    reason: &'static str,
+    why: &str,
+) {
     decision.skipped.extend(slots.iter().map(|&time| SkippedSlot {
         time,
         reason: reason.to_string(),
@@ -258,11 +281,15 @@ fn skip(decision: &mut Decision, slots: &[DateTime<Utc>], total: usize, reason: 
         None => decision.skipped_counts.push((reason, total)),
     }
     let which = match (slots.first(), slots.last(), total) {
-        (Some(only), _, 1) => format!("slot {}", only.to_rfc3339()),
+        (Some(only), _, 1) => format!("slot {}", describe(*only, now)),
         (Some(first), Some(last), n) if n == slots.len() => {
-            format!("{n} slots from {} to {}", first.to_rfc3339(), last.to_rfc3339())
+            format!(
+                "{n} slots from {} to {}",
+                describe(*first, now),
+                describe(*last, now)
+            )
         }
-        (_, Some(last), n) => format!("{n} slots up to {}", last.to_rfc3339()),
+        (_, Some(last), n) => format!("{n} slots up to {}", describe(*last, now)),
         _ => format!("{total} slots"),
     };
     decision.notes.push(Note {

@@ -416,9 +416,10 @@ fn first_sight_arms_for_the_next_slot_without_firing_a_past_one() {
     );
     assert_eq!(decision.create, None);
     assert!(decision.skipped.is_empty());
+    assert_eq!(decision.status.last_check_time, Some(utc("2026-01-10T02:00:30Z")));
     assert_eq!(
-        decision.status.last_schedule_time,
-        Some(utc("2026-01-10T02:00:30Z"))
+        decision.status.last_schedule_time, None,
+        "no Last Run before a slot came"
     );
     assert_eq!(
         decision.status.next_schedule_time,
