@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use kube::ResourceExt;
 
 use crate::{
     api::{
@@ -90,12 +91,12 @@ pub fn plan(cluster: &CamundaCluster, backups: &[&ClusterBackup], now: DateTime<
     let mut retained: Vec<RetainedBackup> = backups
         .iter()
         .filter(|b| b.metadata.deletion_timestamp.is_none())
-        .filter(|b| !doomed.iter().any(|d| Some(d) == b.metadata.name.as_ref()))
+        .filter(|b| !doomed.contains(&b.name_any()))
         .filter_map(|b| {
             let s = b.status.as_ref()?;
             let backup_id = s.backup_id?;
             (s.phase == Some(BackupPhase::Completed)).then(|| RetainedBackup {
-                name: b.metadata.name.clone().unwrap_or_default(),
+                name: b.name_any(),
                 backup_id,
                 completion_time: s.completion_time,
             })
@@ -187,11 +188,6 @@ pub fn release(cluster: &CamundaCluster, backups: &[&ClusterBackup], now: DateTi
     if backups.is_empty() {
         return Release::Done;
     }
-    let names = || {
-        backups
-            .iter()
-            .map(|b| b.metadata.name.clone().unwrap_or_default())
-    };
     let limit = cluster
         .spec
         .backup
@@ -206,14 +202,14 @@ pub fn release(cluster: &CamundaCluster, backups: &[&ClusterBackup], now: DateTi
         .map(|t| crate::api::time::to_chrono(&t.0));
     if since.is_some_and(|since| now - since > limit) {
         return Release::GiveUp {
-            remaining: names().collect(),
+            remaining: backups.iter().map(|b| b.name_any()).collect(),
         };
     }
     Release::Wait {
         delete: backups
             .iter()
             .filter(|b| b.metadata.deletion_timestamp.is_none())
-            .map(|b| b.metadata.name.clone().unwrap_or_default())
+            .map(|b| b.name_any())
             .collect(),
         remaining: backups.len(),
         retry_in: DELETION_RECHECK,

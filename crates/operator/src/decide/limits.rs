@@ -10,6 +10,7 @@
 //!   are never deleted.
 
 use chrono::{DateTime, Utc};
+use kube::ResourceExt;
 
 use crate::api::{BackupPhase, CamundaCluster, ClusterBackup, Limits, Refund, time::to_chrono};
 
@@ -31,8 +32,7 @@ impl BackupView {
     pub fn of(backup: &ClusterBackup) -> BackupView {
         let status = backup.status.as_ref();
         BackupView {
-            // Every object read from the API server has a name.
-            name: backup.metadata.name.clone().unwrap_or_default(),
+            name: backup.name_any(),
             created: backup
                 .metadata
                 .creation_timestamp

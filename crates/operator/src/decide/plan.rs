@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use kube::ResourceExt;
 
 use crate::{
     api::duration::format_short,
@@ -332,7 +333,7 @@ impl Planner<'_> {
         self.status.backup_id = Some(id);
         self.status.start_time = Some(self.observed.now);
         self.status.target = Some(BackupTarget {
-            cluster: cluster.metadata.name.clone().unwrap_or_default(),
+            cluster: cluster.name_any(),
             spec: spec.clone(),
         });
         self.status.steps = all_steps(version)
@@ -512,7 +513,7 @@ impl Planner<'_> {
 
     /// Returns whether every snapshot of the stage succeeded.
     fn snapshots(&mut self, components: &[Component]) -> bool {
-        let backup_name = self.observed.backup.metadata.name.clone().unwrap_or_default();
+        let backup_name = self.observed.backup.name_any();
         let mut to_create = Vec::new();
         let mut all_succeeded = true;
         for component in components {
