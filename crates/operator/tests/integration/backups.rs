@@ -466,18 +466,13 @@ async fn an_unknown_cluster_and_an_unreachable_component_get_a_clear_answer_and_
     wait_event(&world, "orphan", "ClusterNotFound", "").await;
 
     // Every component of this cluster answers nothing at all (a closed port).
-    let object: camunda_backup_operator::api::CamundaCluster = serde_json::from_value(json!({
-        "apiVersion": "c8backup.dev/v1alpha1", "kind": "CamundaCluster", "metadata": { "name": "nowhere" },
-        "spec": { "version": "8.8.0", "orchestration": { "url": "http://127.0.0.1:9" },
-                  "elasticsearch": { "url": "http://127.0.0.1:9", "snapshotRepository": "camunda" },
-                  "backup": { "exportingPauseTimeout": "20s", "deletionTimeout": "5s" } }
-    }))
-    .expect("cluster");
     world
-        .clusters()
-        .create(&Default::default(), &object)
-        .await
-        .expect("create cluster");
+        .cluster_at(
+            "nowhere",
+            "http://127.0.0.1:9",
+            json!({ "exportingPauseTimeout": "20s", "deletionTimeout": "5s" }),
+        )
+        .await;
     world.backup("unreachable", "nowhere").await;
     let failed = world
         .wait_phase("unreachable", BackupPhase::Failed, Duration::from_secs(90))

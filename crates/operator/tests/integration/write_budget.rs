@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use camunda_backup_operator::api::{BackupPhase, CamundaCluster, ClusterBackup};
+use camunda_backup_operator::api::{BackupPhase, ClusterBackup};
 use camunda_simulator::{Api as SimApi, Fault};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -57,21 +57,6 @@ async fn wait_deletion_failing(world: &World, name: &str, cause: &str) -> Cluste
             |b| pending(b).iter().any(|p| p.contains(cause)),
         )
         .await
-}
-
-/// A cluster whose components are all at `url`, and a backup of it.
-async fn cluster_at(world: &World, name: &str, url: &str, backup: serde_json::Value) {
-    let object: CamundaCluster = serde_json::from_value(json!({
-        "apiVersion": "c8backup.dev/v1alpha1", "kind": "CamundaCluster", "metadata": { "name": name },
-        "spec": { "version": "8.8.0", "orchestration": { "url": url },
-                  "elasticsearch": { "url": url, "snapshotRepository": "camunda" }, "backup": backup }
-    }))
-    .expect("cluster");
-    world
-        .clusters()
-        .create(&PostParams::default(), &object)
-        .await
-        .expect("create cluster");
 }
 
 async fn create_secret(world: &World) {
@@ -155,13 +140,13 @@ async fn a_deletion_answered_with_5xx_backs_off() {
 async fn a_deletion_refused_at_once_backs_off() {
     let world = World::start("budget-refused", OPERATOR_ARGS).await;
     // Nothing listens there: every call fails at once with "connection refused".
-    cluster_at(
-        &world,
-        "nowhere",
-        "http://127.0.0.1:9",
-        json!({ "exportingPauseTimeout": "5s", "deletionTimeout": "80s" }),
-    )
-    .await;
+    world
+        .cluster_at(
+            "nowhere",
+            "http://127.0.0.1:9",
+            json!({ "exportingPauseTimeout": "5s", "deletionTimeout": "80s" }),
+        )
+        .await;
     world.backup("b1", "nowhere").await;
     world
         .wait_phase("b1", BackupPhase::Failed, Duration::from_secs(90))
@@ -209,7 +194,9 @@ async fn a_component_that_never_answers_is_retried_with_backoff() {
             held.push(socket);
         }
     });
-    cluster_at(&world, "silent", &url, json!({ "deletionTimeout": "20s" })).await;
+    world
+        .cluster_at("silent", &url, json!({ "deletionTimeout": "20s" }))
+        .await;
     world.backup("b1", "silent").await;
     world
         .wait_backup("b1", "pausing exporting", Duration::from_secs(60), |b| {
@@ -238,7 +225,7 @@ async fn a_missing_cluster_and_an_invalid_one_cost_nothing_while_they_stay_so() 
         )
         .await;
     // A spec the schema accepts and the operator refuses: a version older than the backup API.
-    cluster_at(&world, "old", "http://127.0.0.1:9", json!({})).await;
+    world.cluster_at("old", "http://127.0.0.1:9", json!({})).await;
     let old_version = json!({ "spec": { "version": "8.1.0" } });
     world
         .clusters()
