@@ -33,7 +33,7 @@ use crate::{
     api::time::to_chrono,
     api::{BackupPhase, BackupSchedule, CamundaCluster, ClusterBackup, labels},
     decide::schedule::{self, Child, ClusterState, Decision, Fire, Input},
-    k8s::backups,
+    k8s::{backups, cache},
     ops::metrics::SkipLabels,
 };
 
@@ -113,9 +113,13 @@ pub(super) async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
     let schedules: Api<BackupSchedule> = super::namespaced_or_all(&client, namespace);
     let backups: Api<ClusterBackup> = super::namespaced_or_all(&client, namespace);
     let clusters: Api<CamundaCluster> = super::namespaced_or_all(&client, namespace);
-    let controller = Controller::new(schedules, watcher::Config::default().any_semantic());
+    let (store, schedule_changes) = cache::watched(
+        schedules,
+        watcher::Config::default().any_semantic(),
+        cache::trim_metadata,
+    );
+    let controller = Controller::for_stream(schedule_changes, store.clone());
 
-    let store = controller.store();
     let schedule_of = move |backup: ClusterBackup| {
         let value = backup.labels().get(labels::SCHEDULE).cloned()?;
         let namespace = backup.namespace()?;

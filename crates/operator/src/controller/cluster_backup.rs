@@ -23,7 +23,7 @@ use crate::{
     api::version::CamundaVersion,
     api::{
         BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Condition,
-        ConditionStatus, ExportingState, Refund, SearchFlavor, SecretKeyRef, StepPhase, annotations, labels,
+        ConditionStatus, ExportingState, Refund, SearchFlavor, SecretKeyRef, StepPhase, annotations,
         set_condition,
     },
     camunda::{
@@ -41,13 +41,15 @@ use crate::{
     ops::metrics::{ClusterLabels, StepLabels},
 };
 
-/// Runs the `ClusterBackup` controller: its Jobs and its cluster wake it up.
-pub(super) async fn run(controller: Controller<ClusterBackup>, ctx: Arc<Context>, namespace: Option<&str>) {
-    let client = ctx.client.clone();
-    let jobs: Api<Job> = super::namespaced_or_all(&client, namespace);
-    let clusters: Api<CamundaCluster> = super::namespaced_or_all(&client, namespace);
-    let managed_jobs =
-        watcher::Config::default().labels(&format!("{}=camunda-backup-operator", labels::MANAGED_BY));
+/// Runs the `ClusterBackup` controller: its Jobs (`job_changes`, the stream that fills
+/// `ctx.step_jobs`) and its cluster wake it up.
+pub(super) async fn run(
+    controller: Controller<ClusterBackup>,
+    job_changes: impl futures::Stream<Item = Result<Job, watcher::Error>> + Send + 'static,
+    ctx: Arc<Context>,
+    namespace: Option<&str>,
+) {
+    let clusters: Api<CamundaCluster> = super::namespaced_or_all(&ctx.client, namespace);
     let store = ctx.backups.clone();
     // A cluster change (created, fixed, its lock released) wakes that cluster's backups that wait.
     let waiting_backups_of = move |cluster: CamundaCluster| {
@@ -62,7 +64,7 @@ pub(super) async fn run(controller: Controller<ClusterBackup>, ctx: Arc<Context>
             .collect::<Vec<_>>()
     };
     let results = controller
-        .owns(jobs, managed_jobs)
+        .owns_stream(job_changes)
         .watches(
             clusters,
             watcher::Config::default().any_semantic(),
@@ -87,8 +89,6 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    #[error("listing the Jobs of the backup: {0}")]
-    ListJobs(#[source] kube::Error),
     #[error("listing the Pods of Job {job}: {source}")]
     ListPods {
         job: String,
@@ -144,7 +144,6 @@ impl ReconcileError for Error {
             Error::MissingNamespace => "MissingNamespace",
             Error::MissingUid => "MissingUid",
             Error::ReadCluster { .. } => "ReadClusterFailed",
-            Error::ListJobs(_) => "ListJobsFailed",
             Error::ListPods { .. } => "ListPodsFailed",
             Error::RecordStatus(_) => "RecordStatusFailed",
             Error::AllocateId { .. } => "AllocateIdFailed",
@@ -369,19 +368,14 @@ fn count_transitions(
 /// the termination message of failed ones.
 async fn observe_jobs(backup: &ClusterBackup, ctx: &Context) -> Result<Vec<ObservedJob>, Error> {
     let namespace = backup.namespace().unwrap_or_default();
-    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-    let selector = format!(
-        "{}={}",
-        crate::api::labels::BACKUP,
-        jobs::job_labels(backup, "", Component::Zeebe)
-            .get(crate::api::labels::BACKUP)
-            .cloned()
-            .unwrap_or_default()
-    );
-    let listed = jobs_api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(Error::ListJobs)?;
+    // A Job created in this reconcile's predecessor may not be in the store yet: its step stays
+    // Running until the Job's watch event wakes the backup again, so a late store never loses a step.
+    let listed: Vec<Arc<Job>> = ctx
+        .step_jobs
+        .state()
+        .into_iter()
+        .filter(|job| job.namespace().as_deref() == Some(namespace.as_str()))
+        .collect();
     let uid = backup.uid();
     let recorded_failed = |name: &str| {
         backup.status.as_ref().is_some_and(|s| {
@@ -392,7 +386,6 @@ async fn observe_jobs(backup: &ClusterBackup, ctx: &Context) -> Result<Vec<Obser
     };
     let mut observed = Vec::new();
     for job in listed
-        .items
         .iter()
         .filter(|j| j.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
     {

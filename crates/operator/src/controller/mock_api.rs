@@ -9,6 +9,7 @@ use std::{
 };
 
 use http::{Request, Response, StatusCode};
+use k8s_openapi::api::batch::v1::Job;
 use kube::{
     Client,
     client::Body,
@@ -153,6 +154,16 @@ impl Context {
     /// A context on `client` whose stores hold `backups` and `clusters`, and whose Camunda clients give
     /// up after one quick attempt.
     pub fn test(client: Client, backups: &[ClusterBackup], clusters: &[CamundaCluster]) -> Arc<Context> {
+        Self::test_with_jobs(client, backups, clusters, &[])
+    }
+
+    /// [`Context::test`] whose Job store also holds `step_jobs`.
+    pub fn test_with_jobs(
+        client: Client,
+        backups: &[ClusterBackup],
+        clusters: &[CamundaCluster],
+        step_jobs: &[Job],
+    ) -> Arc<Context> {
         Arc::new(Context {
             client: client.clone(),
             recorder: Recorder::new(client, Reporter::from("camunda-backup-operator")),
@@ -171,6 +182,7 @@ impl Context {
             },
             backups: store_of(backups),
             clusters: store_of(clusters),
+            step_jobs: store_of(step_jobs),
             metrics: Arc::new(Metrics::default()),
             controller_config: kube::runtime::controller::Config::default(),
             failures: Mutex::new(HashMap::new()),

@@ -19,7 +19,7 @@ use std::{
 };
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::{batch::v1::Job, core::v1::ResourceRequirements};
 
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -38,7 +38,7 @@ use tracing::{info, warn};
 use crate::{
     api::{CamundaCluster, ClusterBackup},
     camunda::ClientOptions,
-    k8s::jobs::JobSettings,
+    k8s::{cache, jobs::JobSettings},
     ops::http::{self, Health},
     ops::leadership::{self, LeaderArgs},
     ops::metrics::{ErrorLabels, Metrics, StateView},
@@ -113,6 +113,9 @@ pub struct Context {
     pub camunda: ClientOptions,
     pub backups: Store<ClusterBackup>,
     pub clusters: Store<CamundaCluster>,
+    /// The step Jobs of every backup (trimmed to labels, owners and status), kept by a watch so that a
+    /// reconcile reads them without a request.
+    pub step_jobs: Store<Job>,
     pub metrics: Arc<Metrics>,
     /// Settings every controller runs with.
     pub controller_config: kube::runtime::controller::Config,
@@ -234,9 +237,19 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
         .await
         .map_err(RunError::MissingCrds)?;
 
-    let backup_controller = Controller::new(backups, watcher::Config::default().any_semantic());
-    let clusters: Api<CamundaCluster> = namespaced_or_all(&client, namespace);
-    let cluster_controller = Controller::new(clusters, watcher::Config::default().any_semantic());
+    let (backup_store, backup_changes) =
+        cache::watched(backups, watcher::Config::default().any_semantic(), cache::trim_metadata);
+    let backup_controller = Controller::for_stream(backup_changes, backup_store.clone());
+    let (cluster_store, cluster_changes) = cache::watched(
+        namespaced_or_all(&client, namespace),
+        watcher::Config::default().any_semantic(),
+        cache::trim_metadata,
+    );
+    let cluster_controller = Controller::for_stream(cluster_changes, cluster_store.clone());
+    let managed_jobs =
+        watcher::Config::default().labels(&format!("{}=camunda-backup-operator", crate::api::labels::MANAGED_BY));
+    let (job_store, job_changes) =
+        cache::watched(namespaced_or_all(&client, namespace), managed_jobs, cache::trim_job);
     let metrics = Arc::new(Metrics::default());
     let context = Arc::new(Context {
         client: client.clone(),
@@ -252,8 +265,9 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
             request_timeout: args.camunda_request_timeout,
             ..ClientOptions::default()
         },
-        backups: backup_controller.store(),
-        clusters: cluster_controller.store(),
+        backups: backup_store,
+        clusters: cluster_store,
+        step_jobs: job_store,
         metrics: metrics.clone(),
         controller_config: kube::runtime::controller::Config::default().concurrency(args.concurrency.max(1)),
         failures: Mutex::new(HashMap::new()),
@@ -305,7 +319,7 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
     );
     let controllers = async {
         tokio::join!(
-            cluster_backup::run(backup_controller, context.clone(), namespace),
+            cluster_backup::run(backup_controller, job_changes, context.clone(), namespace),
             camunda_cluster::run(cluster_controller, context.clone(), namespace),
             backup_schedule::run(context.clone(), namespace),
         );

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use k8s_openapi::api::batch::v1::Job;
 use serde_json::{Value, json};
 
 use super::{
@@ -153,9 +154,8 @@ async fn deleting_a_running_backup_stops_its_job_records_the_attempt_and_waits_o
                                              "name": "b1", "uid": "uid-b1" } ] },
         "status": { "active": 1 },
     });
-    let jobs = json!({ "apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": [job] });
+    let job: Job = serde_json::from_value(job).unwrap();
     let (client, api) = MockApi::start(vec![
-        on("GET", "/apis/batch/v1/namespaces/ns/jobs".into(), ok(&jobs)),
         on(
             "DELETE",
             "/apis/batch/v1/namespaces/ns/jobs/b1-webapps".into(),
@@ -164,7 +164,7 @@ async fn deleting_a_running_backup_stops_its_job_records_the_attempt_and_waits_o
         on("PATCH", format!("{NS}/clusterbackups/b1/status"), ok(&b1)),
         events(),
     ]);
-    let ctx = Context::test(client, std::slice::from_ref(&b1), &[]);
+    let ctx = Context::test_with_jobs(client, std::slice::from_ref(&b1), &[], &[job]);
     let error = cluster_backup::cleanup(&b1, &ctx, now()).await.unwrap_err();
     assert_eq!(error.paced_retry(), Some(Duration::from_secs(2)), "{error}");
 

@@ -1,0 +1,82 @@
+//! What the operator keeps of each watched kind. Every cached object is trimmed to what the operator
+//! reads before it enters a store: managed fields (often the largest part of an object), the
+//! `last-applied-configuration` annotation, and for Jobs the whole spec (only labels, owners and status
+//! are read). Memory then grows with what the operator needs, not with how the objects were written.
+
+use std::fmt::Debug;
+
+use futures::Stream;
+use k8s_openapi::api::batch::v1::Job;
+use kube::{
+    Api, Resource, ResourceExt,
+    runtime::{
+        WatchStreamExt, reflector,
+        reflector::Store,
+        watcher,
+    },
+};
+use serde::de::DeserializeOwned;
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Removes from an object's metadata what the operator never reads.
+pub fn trim_metadata<K: ResourceExt>(object: &mut K) {
+    object.managed_fields_mut().clear();
+    object.annotations_mut().remove(LAST_APPLIED);
+}
+
+/// A step Job as the operator reads it: labels, owners and status.
+pub fn trim_job(job: &mut Job) {
+    trim_metadata(job);
+    job.spec = None;
+}
+
+/// A watched, trimmed store of `K`, and the stream that fills it (the stream must be polled, by a
+/// controller that takes it as its trigger, for the store to fill).
+pub fn watched<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    trim: fn(&mut K),
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(api, config).default_backoff().modify(trim),
+    )
+    .touched_objects();
+    (reader, stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimming_keeps_what_the_operator_reads() {
+        let mut job: Job = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "b-zeebe", "namespace": "ns", "labels": { "c8backup.dev/step": "zeebe" },
+                "annotations": { LAST_APPLIED: "{}", "kept": "yes" },
+                "ownerReferences": [{ "apiVersion": "c8backup.dev/v1alpha1", "kind": "ClusterBackup",
+                                      "name": "b", "uid": "u1" }],
+                "managedFields": [{ "manager": "kubectl", "operation": "Apply" }]
+            },
+            "spec": { "template": { "spec": { "containers": [] } } },
+            "status": { "succeeded": 1 }
+        }))
+        .unwrap_or_default();
+        trim_job(&mut job);
+        assert!(job.managed_fields().is_empty());
+        assert_eq!(job.annotations().len(), 1);
+        assert_eq!(job.labels().len(), 1);
+        assert_eq!(job.owner_references().len(), 1);
+        assert!(job.spec.is_none());
+        assert_eq!(job.status.and_then(|s| s.succeeded), Some(1));
+    }
+}
