@@ -410,10 +410,19 @@ impl Planner<'_> {
                 return;
             }
         }
+        let steps: Vec<String> = self
+            .status
+            .steps
+            .iter()
+            .filter_map(|step| {
+                let took = (step.finish_time? - step.start_time?).to_std().ok()?;
+                Some(format!("{} {}", step.name, format_short(took)))
+            })
+            .collect();
         self.finish(
             BackupPhase::Completed,
             "Completed",
-            "every component holds the backup".into(),
+            format!("every component holds the backup ({})", steps.join(", ")),
         );
     }
 
@@ -441,11 +450,6 @@ impl Planner<'_> {
                 JobState::Succeeded => {
                     step.phase = StepPhase::Succeeded;
                     step.finish_time = job.finished.or(Some(self.observed.now));
-                    self.notes.push(Note {
-                        warning: false,
-                        reason: "StepSucceeded",
-                        message: format!("step {} succeeded", step.name),
-                    });
                 }
                 JobState::Failed { message } => {
                     step.phase = StepPhase::Failed;
@@ -537,9 +541,9 @@ impl Planner<'_> {
                 StepPhase::Running | StepPhase::Failed => all_succeeded = false,
             }
         }
+        // Steps get no Event each (their progress is in status.steps): a backup publishes a handful of
+        // Events, not one per step and state, and the Completed one sums the steps up.
         if !to_create.is_empty() {
-            let names: Vec<&str> = to_create.iter().map(Component::as_str).collect();
-            self.note(false, "StepStarted", format!("started {}", names.join(", ")));
             self.effects.push(Effect::CreateJobs(to_create));
         }
         all_succeeded

@@ -123,7 +123,6 @@ async fn happy_path(version: &str, optimize: bool, components: &[Component]) {
     for reason in [
         "Started",
         "ExportingPaused",
-        "StepStarted",
         "ExportingResumed",
         "Completed",
     ] {
