@@ -43,7 +43,7 @@ fn fnv1a(bytes: &[u8], offset: u64, prime: u64, mask: u64) -> u64 {
     })
 }
 
-fn fnv1a_32(bytes: &[u8]) -> u64 {
+pub fn fnv1a_32(bytes: &[u8]) -> u64 {
     fnv1a(bytes, 0x811c_9dc5, 0x0100_0193, 0xffff_ffff)
 }
 

@@ -33,6 +33,7 @@ use crate::{
     api::time::to_chrono,
     api::{BackupPhase, BackupSchedule, CamundaCluster, ClusterBackup, labels},
     decide::schedule::{self, Child, ClusterState, Decision, Fire, Input},
+    decide::shard::Ownership,
     k8s::{backups, cache},
     ops::metrics::SkipLabels,
 };
@@ -169,6 +170,10 @@ fn owner_by_label(
 #[instrument(skip_all, fields(schedule = %object.name_any(), namespace = object.namespace().unwrap_or_default()))]
 async fn reconcile(object: Arc<BackupSchedule>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = object.namespace().ok_or(Error::MissingNamespace)?;
+    if ctx.ownership_of_cluster(&namespace, &object.spec.cluster_ref.name) == Ownership::OtherShard {
+        // Its cluster's shard runs it; a relabelling that brings the cluster here wakes it again.
+        return Ok(Action::await_change());
+    }
     let name = object.name_any();
     let api: Api<BackupSchedule> = Api::namespaced(ctx.client.clone(), &namespace);
     // Read it fresh: the watch may not have delivered our own last status write yet, and slots are
@@ -188,6 +193,10 @@ async fn reconcile(object: Arc<BackupSchedule>, ctx: Arc<Context>) -> Result<Act
             cluster: cluster_name.clone(),
             source,
         })?;
+    // The store may be behind the cluster just read: this read decides.
+    if ctx.shard.ownership(found.as_ref().map(|c| c.labels())) == Ownership::OtherShard {
+        return Ok(Action::await_change());
+    }
     let cluster = match found {
         None => ClusterState::Missing,
         Some(c) if c.metadata.deletion_timestamp.is_some() => ClusterState::Deleting,

@@ -23,6 +23,7 @@ use crate::{
     decide::{
         self,
         cluster::{Release, summary_changed},
+        shard::Ownership,
     },
     k8s::backups,
     ops::metrics::ClusterLabels,
@@ -116,6 +117,10 @@ fn backups_of(cluster: &CamundaCluster, ctx: &Context) -> Vec<Arc<ClusterBackup>
 #[instrument(skip_all, fields(cluster = %cluster.name_any(), namespace = cluster.namespace().unwrap_or_default()))]
 async fn reconcile(cluster: Arc<CamundaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = cluster.namespace().ok_or(Error::MissingNamespace)?;
+    if ctx.shard.ownership(Some(cluster.labels())) != Ownership::Mine {
+        // Another shard's cluster; a relabelling that brings it here wakes it again.
+        return Ok(Action::await_change());
+    }
     let api: Api<CamundaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     // The one reading of the clock in this reconcile.
     let now = Utc::now();

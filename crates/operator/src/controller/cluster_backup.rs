@@ -34,6 +34,7 @@ use crate::{
     decide::deletion::{self, Verdict},
     decide::limits::{BackupView, RateState, Turn, deletion_refunds, refunds_after_start, turn},
     decide::plan::{self, ClusterView, Effect, JobState, Observed, ObservedJob, conditions},
+    decide::shard::Ownership,
     k8s::{
         cluster_status::patch_if_unchanged,
         jobs::{self, build_job, observe_job},
@@ -51,15 +52,22 @@ pub(super) async fn run(
 ) {
     let clusters: Api<CamundaCluster> = super::namespaced_or_all(&ctx.client, namespace);
     let store = ctx.backups.clone();
-    // A cluster change (created, fixed, its lock released) wakes that cluster's backups that wait.
-    let waiting_backups_of = move |cluster: CamundaCluster| {
+    // A cluster change (created, fixed, its lock released) wakes that cluster's backups that wait. In a
+    // sharded fleet it also wakes the running ones, which a relabelled cluster hands to its new shard.
+    let sharded = ctx.shard.is_sharded();
+    let backups_to_wake = move |cluster: CamundaCluster| {
         let namespace = cluster.namespace();
         let name = cluster.name_any();
         store
             .state()
             .into_iter()
             .filter(|b| b.namespace() == namespace && b.spec.cluster_ref.name == name)
-            .filter(|b| b.status.as_ref().is_none_or(|s| s.backup_id.is_none()))
+            .filter(|b| {
+                let status = b.status.as_ref();
+                let waiting = status.is_none_or(|s| s.backup_id.is_none());
+                let running = !status.and_then(|s| s.phase).is_some_and(|p| p.is_terminal());
+                waiting || (sharded && running)
+            })
             .map(|b| ObjectRef::from_obj(b.as_ref()))
             .collect::<Vec<_>>()
     };
@@ -68,7 +76,7 @@ pub(super) async fn run(
         .watches(
             clusters,
             watcher::Config::default().any_semantic(),
-            waiting_backups_of,
+            backups_to_wake,
         )
         .with_config(ctx.controller_config.clone())
         .shutdown_on_signal()
@@ -179,12 +187,22 @@ impl ReconcileError for Error {
     }
 }
 
+/// When to look again at a backup reconciled before the cluster and Job stores listed (start-up).
+const STORES_NOT_READY_RECHECK: Duration = Duration::from_secs(1);
+
 /// Held on every `ClusterBackup` until its data is deleted from every component.
 pub const FINALIZER: &str = "c8backup.dev/backup-data";
 
 #[instrument(skip_all, fields(backup = %backup.name_any(), namespace = backup.namespace().unwrap_or_default()))]
 pub(super) async fn reconcile(backup: Arc<ClusterBackup>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = backup.namespace().ok_or(Error::MissingNamespace)?;
+    if !ctx.stores_ready().await {
+        return Ok(Action::requeue(STORES_NOT_READY_RECHECK));
+    }
+    if ctx.ownership_of_cluster(&namespace, &backup.spec.cluster_ref.name) == Ownership::OtherShard {
+        // Its cluster's shard acts on it; a relabelling that brings the cluster here wakes it again.
+        return Ok(Action::await_change());
+    }
     let api: Api<ClusterBackup> = Api::namespaced(ctx.client.clone(), &namespace);
     // The one reading of the clock in this reconcile: every decision below takes it as a parameter.
     let now = Utc::now();
@@ -215,16 +233,27 @@ pub(super) async fn apply(
     let clusters: Api<CamundaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     let cluster = if !started && !finished {
         let name = &backup.spec.cluster_ref.name;
-        clusters
-            .get_opt(name)
-            .await
-            .map_err(|source| Error::ReadCluster {
-                cluster: name.clone(),
-                source,
-            })?
+        match ctx.clusters.get(&ObjectRef::new(name).within(&namespace)) {
+            // A stale copy is safe: the ID is taken by a write conditional on the cluster's
+            // resourceVersion, which fails (and is retried) when the copy is behind.
+            Some(cached) => Some(CamundaCluster::clone(&cached)),
+            // Not in the store: read it, so that a cluster created with its backup (GitOps) is not
+            // reported missing while the watch catches up.
+            None => clusters
+                .get_opt(name)
+                .await
+                .map_err(|source| Error::ReadCluster {
+                    cluster: name.clone(),
+                    source,
+                })?,
+        }
     } else {
         None
     };
+    // The store may be behind the cluster just read: this read decides.
+    if ctx.shard.ownership(cluster.as_ref().map(|c| c.labels())) == Ownership::OtherShard {
+        return Ok(Action::await_change());
+    }
     let jobs = if started && !finished {
         observe_jobs(backup, ctx).await?
     } else {

@@ -183,6 +183,7 @@ impl Context {
             backups: store_of(backups),
             clusters: store_of(clusters),
             step_jobs: store_of(step_jobs),
+            shard: crate::decide::shard::Shard::all(),
             metrics: Arc::new(Metrics::default()),
             controller_config: kube::runtime::controller::Config::default(),
             failures: Mutex::new(HashMap::new()),

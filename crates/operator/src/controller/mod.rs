@@ -38,6 +38,7 @@ use tracing::{info, warn};
 use crate::{
     api::{CamundaCluster, ClusterBackup},
     camunda::ClientOptions,
+    decide::shard::{Ownership, Shard},
     k8s::{cache, jobs::JobSettings},
     ops::http::{self, Health},
     ops::leadership::{self, LeaderArgs},
@@ -78,8 +79,18 @@ pub struct RunArgs {
     /// Address of `/livez`, `/readyz` and `/metrics`.
     #[arg(long, env = "C8B_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
+    /// Act only on the `CamundaCluster`s whose labels match this selector (`kubectl` syntax, e.g.
+    /// `shard=a` or `tier in (gold,silver)`), and on their backups and schedules: one replica set per
+    /// shard of a fleet. Each shard elects its leader on its own Lease (the Lease name plus a hash of
+    /// the selector).
+    #[arg(long, env = "C8B_CLUSTER_SELECTOR", default_value = "", value_parser = parse_shard)]
+    pub cluster_selector: Shard,
     #[command(flatten)]
     pub leader: LeaderArgs,
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    Shard::parse(text).map_err(|e| e.to_string())
 }
 
 fn parse_resources(text: &str) -> Result<ResourceRequirements, String> {
@@ -116,6 +127,8 @@ pub struct Context {
     /// The step Jobs of every backup (trimmed to labels, owners and status), kept by a watch so that a
     /// reconcile reads them without a request.
     pub step_jobs: Store<Job>,
+    /// The clusters this replica set acts on.
+    pub shard: Shard,
     pub metrics: Arc<Metrics>,
     /// Settings every controller runs with.
     pub controller_config: kube::runtime::controller::Config,
@@ -167,6 +180,17 @@ where
     Action::requeue(delay)
 }
 
+/// Whether a store has listed once; never waits long, since a store's readiness wakes only its most
+/// recent waiter.
+async fn listed_once<K: kube::runtime::reflector::Lookup + Clone + 'static>(store: &Store<K>) -> bool
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready())
+        .await
+        .is_ok_and(|ready| ready.is_ok())
+}
+
 fn failure_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
     format!(
         "{}/{}/{}",
@@ -177,6 +201,20 @@ fn failure_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
 }
 
 impl Context {
+    /// Who acts on the objects of cluster `name` in `namespace`, from the cluster store (no request).
+    fn ownership_of_cluster(&self, namespace: &str, name: &str) -> Ownership {
+        let cluster = self
+            .clusters
+            .get(&ObjectRef::<CamundaCluster>::new(name).within(namespace));
+        self.shard.ownership(cluster.as_ref().map(|c| c.labels()))
+    }
+
+    /// Whether the cluster and step Job stores have listed once. A reconcile that read them before
+    /// would take a cluster of this shard for a missing one, or miss a backup's Jobs.
+    async fn stores_ready(&self) -> bool {
+        listed_once(&self.clusters).await && listed_once(&self.step_jobs).await
+    }
+
     /// Forgets an object's failures after a successful reconcile, so its next failure backs off from
     /// the start.
     fn succeeded<K: Resource<DynamicType = ()>>(&self, object: &K) {
@@ -237,8 +275,11 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
         .await
         .map_err(RunError::MissingCrds)?;
 
-    let (backup_store, backup_changes) =
-        cache::watched(backups, watcher::Config::default().any_semantic(), cache::trim_metadata);
+    let (backup_store, backup_changes) = cache::watched(
+        backups,
+        watcher::Config::default().any_semantic(),
+        cache::trim_metadata,
+    );
     let backup_controller = Controller::for_stream(backup_changes, backup_store.clone());
     let (cluster_store, cluster_changes) = cache::watched(
         namespaced_or_all(&client, namespace),
@@ -246,10 +287,15 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
         cache::trim_metadata,
     );
     let cluster_controller = Controller::for_stream(cluster_changes, cluster_store.clone());
-    let managed_jobs =
-        watcher::Config::default().labels(&format!("{}=camunda-backup-operator", crate::api::labels::MANAGED_BY));
-    let (job_store, job_changes) =
-        cache::watched(namespaced_or_all(&client, namespace), managed_jobs, cache::trim_job);
+    let managed_jobs = watcher::Config::default().labels(&format!(
+        "{}=camunda-backup-operator",
+        crate::api::labels::MANAGED_BY
+    ));
+    let (job_store, job_changes) = cache::watched(
+        namespaced_or_all(&client, namespace),
+        managed_jobs,
+        cache::trim_job,
+    );
     let metrics = Arc::new(Metrics::default());
     let context = Arc::new(Context {
         client: client.clone(),
@@ -268,6 +314,7 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
         backups: backup_store,
         clusters: cluster_store,
         step_jobs: job_store,
+        shard: args.cluster_selector.clone(),
         metrics: metrics.clone(),
         controller_config: kube::runtime::controller::Config::default().concurrency(args.concurrency.max(1)),
         failures: Mutex::new(HashMap::new()),
@@ -277,6 +324,7 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
     let state = StateView {
         backups: context.backups.clone(),
         clusters: context.clusters.clone(),
+        shard: context.shard.clone(),
     };
     let addr = args.http_addr;
     let server = http::serve(addr, health.clone(), metrics, state)
@@ -291,8 +339,12 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
     let mut leadership = None;
     if args.leader.leader_elect {
         health.set_ready(true);
+        let leader = LeaderArgs {
+            lease_name: args.cluster_selector.lease_name(&args.leader.lease_name),
+            ..args.leader.clone()
+        };
         leadership = Some(
-            leadership::acquire(client.clone(), &args.leader)
+            leadership::acquire(client.clone(), &leader)
                 .await
                 .map_err(RunError::LeaderElection)?,
         );
@@ -315,6 +367,11 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
     });
     info!(
         namespace = namespace.unwrap_or("<all>"),
+        clusters = if args.cluster_selector.is_sharded() {
+            args.cluster_selector.describe()
+        } else {
+            "<all>"
+        },
         "starting the controllers"
     );
     let controllers = async {

@@ -9,3 +9,4 @@ pub mod note;
 pub mod plan;
 pub mod requeue;
 pub mod schedule;
+pub mod shard;

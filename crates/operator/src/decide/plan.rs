@@ -358,6 +358,11 @@ impl Planner<'_> {
             spec.version
         );
         self.set_phase(BackupPhase::Running, "Started", message, false);
+        // A procedure that pauses first records the pause intent with the ID, in one write; nothing
+        // else may happen before the ID is on record.
+        if procedure(version, spec.optimize.is_some()).first() == Some(&Stage::PauseExporting) {
+            self.pause(version);
+        }
         self.requeue.within(Duration::ZERO);
     }
 
@@ -444,7 +449,11 @@ impl Planner<'_> {
                 continue;
             }
             step.job_name = Some(job.name.clone());
-            step.attempts = job.attempts;
+            // Attempts are recorded once the step finishes or its Pod is retried: the first Pod starting
+            // is not worth a status write per step.
+            if job.attempts > 1 || !matches!(job.state, JobState::Active) {
+                step.attempts = job.attempts;
+            }
             match &job.state {
                 JobState::Active => step.phase = StepPhase::Running,
                 JobState::Succeeded => {
@@ -508,8 +517,9 @@ impl Planner<'_> {
                 }
                 let kind = if soft { "soft-paused" } else { "paused" };
                 self.note(false, "ExportingPaused", format!("exporting {kind}"));
-                self.requeue.within(Duration::ZERO);
-                false
+                // The next stage's Jobs are created right after the pause, in this reconcile: a failed
+                // pause stops the effects before them, and the status (still Pausing) is not written.
+                true
             }
             Some(ExportingState::Paused | ExportingState::Resumed) => true,
         }

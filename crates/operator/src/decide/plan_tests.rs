@@ -459,22 +459,30 @@ fn exporting_is_resumed_and_the_backup_failed_past_the_pause_timeout() {
 #[test]
 fn a_recorded_pause_intent_is_carried_out_even_after_a_crash() {
     let c = cluster("8.8", false);
-    let b = with_status(observe(&backup(), ready(&c), &[], 0).status);
-    let intent = observe(&b, ready(&c), &[], 1);
+    // 8.8 pauses first: the intent is recorded together with the ID, and nothing else happens.
+    let intent = observe(&backup(), ready(&c), &[], 0);
     assert!(
-        intent.effects.is_empty(),
-        "the intent is recorded before Zeebe is asked"
+        matches!(intent.effects[..], [Effect::AllocateId { .. }]),
+        "the intent is recorded before Zeebe is asked: {:?}",
+        intent.effects
     );
     assert_eq!(
         intent.status.exporting.as_ref().unwrap().state,
         ExportingState::Pausing
     );
-    // The operator dies after recording the intent; the next reconcile pauses (idempotently).
+    // The operator dies after recording the intent; the next reconcile pauses (idempotently) and
+    // starts the first snapshots right after, in that order.
     let resumed = observe(&with_status(intent.status.clone()), ready(&c), &[], 100);
-    assert_eq!(resumed.effects, vec![Effect::PauseExporting { soft: true }]);
+    assert_eq!(
+        resumed.effects,
+        vec![
+            Effect::PauseExporting { soft: true },
+            Effect::CreateJobs(vec![Component::WebApps])
+        ]
+    );
     assert_eq!(
         resumed.status.exporting.unwrap().paused_at,
-        t(1),
+        t(0),
         "the timeout counts from the intent"
     );
 }

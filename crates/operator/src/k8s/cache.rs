@@ -9,11 +9,7 @@ use futures::Stream;
 use k8s_openapi::api::batch::v1::Job;
 use kube::{
     Api, Resource, ResourceExt,
-    runtime::{
-        WatchStreamExt, reflector,
-        reflector::Store,
-        watcher,
-    },
+    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
 };
 use serde::de::DeserializeOwned;
 
@@ -45,11 +41,7 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector(
-        writer,
-        watcher(api, config).default_backoff().modify(trim),
-    )
-    .touched_objects();
+    let stream = reflector(writer, watcher(api, config).default_backoff().modify(trim)).touched_objects();
     (reader, stream)
 }
 

@@ -2,7 +2,7 @@
 //! a restart and the series of a deleted cluster disappear with it; counters and histograms count what
 //! this process saw (Prometheus handles their reset on restart).
 
-use std::{collections::BTreeMap, fmt::Write as _};
+use std::{collections::BTreeMap, fmt::Write as _, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use kube::{ResourceExt, runtime::reflector::Store};
@@ -17,7 +17,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::api::{BackupPhase, CamundaCluster, ClusterBackup};
+use crate::{
+    api::{BackupPhase, CamundaCluster, ClusterBackup},
+    decide::shard::{Ownership, Shard},
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct ClusterLabels {
@@ -109,10 +112,40 @@ impl Default for Metrics {
     }
 }
 
-/// What the gauges are computed from.
+/// What the gauges are computed from: the objects of this replica set's shard.
 pub struct StateView {
     pub backups: Store<ClusterBackup>,
     pub clusters: Store<CamundaCluster>,
+    pub shard: Shard,
+}
+
+impl StateView {
+    /// The clusters of this shard and their backups (with those of missing clusters, which every shard
+    /// reports), so that two shards never export the same series.
+    fn of_shard(&self) -> (Vec<Arc<ClusterBackup>>, Vec<Arc<CamundaCluster>>) {
+        let clusters = self.clusters.state();
+        let labels_of = |namespace: Option<String>, name: &str| {
+            clusters
+                .iter()
+                .find(|c| c.namespace() == namespace && c.name_any() == name)
+                .map(|c| c.labels())
+        };
+        let backups = self
+            .backups
+            .state()
+            .into_iter()
+            .filter(|b| {
+                let cluster = labels_of(b.namespace(), &b.spec.cluster_ref.name);
+                self.shard.ownership(cluster) != Ownership::OtherShard
+            })
+            .collect();
+        let mine = clusters
+            .iter()
+            .filter(|c| self.shard.ownership(Some(c.labels())) == Ownership::Mine)
+            .cloned()
+            .collect();
+        (backups, mine)
+    }
 }
 
 impl Metrics {
@@ -135,7 +168,8 @@ impl Metrics {
     /// The Prometheus text exposition of everything.
     pub fn render(&self, state: &StateView, now: DateTime<Utc>) -> Result<String, std::fmt::Error> {
         let mut gauges = Registry::with_prefix("c8backup");
-        state_gauges(&mut gauges, &state.backups.state(), &state.clusters.state(), now);
+        let (backups, clusters) = state.of_shard();
+        state_gauges(&mut gauges, &backups, &clusters, now);
         let mut text = String::new();
         encode(&mut text, &gauges)?;
         // Both registries end with "# EOF"; the exposition has exactly one, at the end.
@@ -165,8 +199,8 @@ struct BackupLabels {
 
 fn state_gauges(
     registry: &mut Registry,
-    backups: &[std::sync::Arc<ClusterBackup>],
-    clusters: &[std::sync::Arc<CamundaCluster>],
+    backups: &[Arc<ClusterBackup>],
+    clusters: &[Arc<CamundaCluster>],
     now: DateTime<Utc>,
 ) {
     let last_success = GaugeFamily::<ClusterLabels>::default();
@@ -297,7 +331,14 @@ mod tests {
             })
             .inc();
         let text = metrics
-            .render(&StateView { backups, clusters }, Utc::now())
+            .render(
+                &StateView {
+                    backups,
+                    clusters,
+                    shard: Shard::all(),
+                },
+                Utc::now(),
+            )
             .unwrap_or_default();
         assert!(
             text.contains(
@@ -323,6 +364,7 @@ mod tests {
             &StateView {
                 backups: store::<ClusterBackup>().0,
                 clusters: store().0,
+                shard: Shard::all(),
             },
             Utc::now(),
         );

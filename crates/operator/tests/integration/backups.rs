@@ -120,12 +120,7 @@ async fn happy_path(version: &str, optimize: bool, components: &[Component]) {
         "{version}: backup {id} completed in {:?}, exporting paused for {paused_for}",
         status.duration
     );
-    for reason in [
-        "Started",
-        "ExportingPaused",
-        "ExportingResumed",
-        "Completed",
-    ] {
+    for reason in ["Started", "ExportingPaused", "ExportingResumed", "Completed"] {
         wait_event(&world, "b1", reason, "").await;
     }
     world.cleanup().await;

@@ -12,4 +12,5 @@ mod leader;
 mod limits;
 mod real_node;
 mod schedules;
+mod shards;
 mod write_budget;

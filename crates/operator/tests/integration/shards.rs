@@ -1,0 +1,126 @@
+//! A sharded fleet: two operators on one control plane, each started with its own
+//! `--cluster-selector`. Each acts only on the clusters of its shard (proved by which operator created
+//! which step Job), and a cluster relabelled in the middle of a backup is handed over: the new shard
+//! finishes the backup under the one ID, exporting is resumed, and nothing is taken twice.
+
+use std::time::Duration;
+
+use camunda_backup_operator::api::{BackupPhase, StepPhase};
+use camunda_simulator::{ClusterSettings, Component, state::ExportingState};
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use c8b_testkit::harness::{Operator, World, backup_id};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+async fn label(world: &World, cluster: &str, shard: &str) {
+    world
+        .clusters()
+        .patch(
+            cluster,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "shard": shard } } })),
+        )
+        .await
+        .expect("label the cluster");
+}
+
+/// The step Jobs an operator created, as their names (from its own log).
+fn jobs_created_by(operator: &Operator) -> Vec<String> {
+    operator
+        .log_text()
+        .lines()
+        .filter(|line| line.contains("created step Job"))
+        .filter_map(|line| {
+            let at = line.find("job=")? + "job=".len();
+            Some(line[at..].split_whitespace().next()?.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG)"]
+async fn each_shard_acts_only_on_its_clusters_and_a_relabelled_cluster_is_handed_over() {
+    let world = World::start("shards", &["--cluster-selector", "shard=a"]).await;
+    let shard_b = Operator::start(&world.ns.name, &["--cluster-selector", "shard in (b)"]);
+
+    // One cluster per shard, each with a backup: only its shard's operator touches it.
+    for (cluster, shard) in [("ca", "a"), ("cb", "b")] {
+        world
+            .cluster(cluster, "8.8.0", false, json!({ "minInterval": "1s" }))
+            .await;
+        label(&world, cluster, shard).await;
+    }
+    world.backup("ba", "ca").await;
+    world.backup("bb", "cb").await;
+    for name in ["ba", "bb"] {
+        world.wait_phase(name, BackupPhase::Completed, TIMEOUT).await;
+    }
+    let (by_a, by_b) = (jobs_created_by(&world.operator), jobs_created_by(&shard_b));
+    assert!(
+        !by_a.is_empty() && by_a.iter().all(|job| job.starts_with("ba-")),
+        "shard a created {by_a:?}"
+    );
+    assert!(
+        !by_b.is_empty() && by_b.iter().all(|job| job.starts_with("bb-")),
+        "shard b created {by_b:?}"
+    );
+
+    // A cluster relabelled while its web-app step runs (4 s per component backup): shard a started the
+    // backup, shard b finishes it.
+    let mut slow = ClusterSettings::new("8.8.0".parse().expect("version"));
+    slow.backup_duration_ms = 4_000;
+    world
+        .cluster("ch", "8.8.0", false, json!({ "minInterval": "1s" }))
+        .await;
+    world.sim.put_cluster("ch", slow).expect("slow cluster");
+    label(&world, "ch", "a").await;
+    world.backup("bh", "ch").await;
+    world
+        .wait_backup("bh", "running its web-app step", TIMEOUT, |b| {
+            b.status.as_ref().is_some_and(|s| {
+                s.steps
+                    .iter()
+                    .any(|step| step.name == "webapps" && step.phase == StepPhase::Running)
+            })
+        })
+        .await;
+    label(&world, "ch", "b").await;
+    let done = world.wait_phase("bh", BackupPhase::Completed, TIMEOUT).await;
+
+    let handed: Vec<String> = jobs_created_by(&world.operator)
+        .into_iter()
+        .filter(|job| job.starts_with("bh-"))
+        .collect();
+    assert_eq!(
+        handed,
+        ["bh-webapps"],
+        "shard a started the backup and stopped there"
+    );
+    let taken_over: Vec<String> = jobs_created_by(&shard_b)
+        .into_iter()
+        .filter(|job| job.starts_with("bh-"))
+        .collect();
+    assert!(
+        taken_over.contains(&"bh-zeebe".to_string()) && !taken_over.contains(&"bh-webapps".to_string()),
+        "shard b finished it: {taken_over:?}"
+    );
+    // One backup, under one ID, in every component; exporting runs again.
+    let id = backup_id(&done);
+    let state = world.sim.cluster("ch").expect("simulated cluster");
+    for component in [Component::WebApps, Component::Zeebe] {
+        let ids: Vec<u64> = state
+            .backups
+            .get(&component)
+            .map(|backups| backups.keys().copied().collect())
+            .unwrap_or_default();
+        assert_eq!(ids, [id], "{component:?} holds exactly the one backup");
+    }
+    let records: Vec<&String> = state.snapshots.keys().collect();
+    assert_eq!(records.len(), 1, "one records snapshot: {records:?}");
+    assert_eq!(state.exporting, ExportingState::Running, "exporting resumed");
+
+    world.cleanup().await;
+    drop(shard_b);
+}
