@@ -61,9 +61,14 @@ pub struct StepArgs {
     /// Give up (and fail) after this long, e.g. `1h`, `90s`.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub deadline: Duration,
-    /// First delay between status polls; doubles up to 8 times this (at most 30s).
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    /// First delay between status polls. Each delay is half again the one before, up to
+    /// `--max-poll-interval`: a short backup is seen complete within half of its own time (a 1 s
+    /// backup within 0.3 s), a long one is not polled more than needed.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
+    /// Longest delay between status polls.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub max_poll_interval: Duration,
     /// Where the failure reason is written (Kubernetes reads it as the termination message).
     #[arg(long, default_value = "/dev/termination-log")]
     pub termination_log: PathBuf,
@@ -112,7 +117,6 @@ impl StepError {
 /// How long a backup may stay invisible right after it was triggered: the web apps create their
 /// snapshots asynchronously, so a status read can miss a backup that was just accepted.
 const NOT_FOUND_GRACE: Duration = Duration::from_secs(60);
-const MAX_POLL_DELAY: Duration = Duration::from_secs(30);
 /// Kubernetes keeps at most 4096 bytes of a termination message.
 const MAX_TERMINATION_MESSAGE: usize = 4096;
 
@@ -179,9 +183,7 @@ async fn execute(args: &StepArgs) -> Result<(), StepError> {
         last_seen,
     };
     let mut delay = args.poll_interval;
-    let max_delay = (args.poll_interval * 8)
-        .min(MAX_POLL_DELAY)
-        .max(args.poll_interval);
+    let max_delay = args.max_poll_interval.max(args.poll_interval);
 
     tracing::info!(url = %args.url, "triggering the backup");
     let mut last_seen = "no answer yet".to_string();
@@ -231,10 +233,10 @@ async fn execute(args: &StepArgs) -> Result<(), StepError> {
     }
 }
 
-/// Sleeps `delay` (but not past the deadline) and doubles it up to `max_delay`.
+/// Sleeps `delay` (but not past the deadline) and grows it by half, up to `max_delay`.
 async fn sleep_before(deadline: Instant, delay: &mut Duration, max_delay: Duration) {
     tokio::time::sleep_until((Instant::now() + *delay).min(deadline)).await;
-    *delay = (*delay * 2).min(max_delay);
+    *delay = delay.saturating_add(*delay / 2).min(max_delay);
 }
 
 /// One line, at most 4096 bytes. A failure to write it is logged: the exit code still says "failed".

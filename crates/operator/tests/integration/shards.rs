@@ -26,24 +26,30 @@ async fn label(world: &World, cluster: &str, shard: &str) {
         .expect("label the cluster");
 }
 
-/// The step Jobs an operator created, as their names (from its own log).
+/// The step Jobs an operator created, as their names (from its own JSON log).
 fn jobs_created_by(operator: &Operator) -> Vec<String> {
     operator
         .log_text()
         .lines()
-        .filter(|line| line.contains("created step Job"))
-        .filter_map(|line| {
-            let at = line.find("job=")? + "job=".len();
-            Some(line[at..].split_whitespace().next()?.to_string())
-        })
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["message"] == "created step Job")
+        .filter_map(|line| line["job"].as_str().map(str::to_string))
         .collect()
 }
 
 #[tokio::test]
 #[ignore = "needs a Kubernetes API server (KUBECONFIG)"]
 async fn each_shard_acts_only_on_its_clusters_and_a_relabelled_cluster_is_handed_over() {
-    let world = World::start("shards", &["--cluster-selector", "shard=a"]).await;
-    let shard_b = Operator::start(&world.ns.name, &["--cluster-selector", "shard in (b)"]);
+    let json = ["--log-format", "json"];
+    let world = World::start(
+        "shards",
+        &[&json[..], &["--cluster-selector", "shard=a"]].concat(),
+    )
+    .await;
+    let shard_b = Operator::start(
+        &world.ns.name,
+        &[&json[..], &["--cluster-selector", "shard in (b)"]].concat(),
+    );
 
     // One cluster per shard, each with a backup: only its shard's operator touches it.
     for (cluster, shard) in [("ca", "a"), ("cb", "b")] {
