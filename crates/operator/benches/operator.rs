@@ -222,8 +222,10 @@ async fn scale(bench: &mut Bench, clusters: u64) {
     let clusters_api: Api<CamundaCluster> = Api::namespaced(bench.client.clone(), &bench.ns);
     loop {
         peak = peak.max(proc_stats(bench.pid()).peak_rss_kib);
+        // Metadata only, and every few seconds: the bench's own reads must not be what slows the API
+        // server down (a full list of 30,000 backups costs it about a second).
         let finalized = backups
-            .list(&Default::default())
+            .list_metadata(&Default::default())
             .await
             .expect("list")
             .items
@@ -238,14 +240,22 @@ async fn scale(bench: &mut Bench, clusters: u64) {
             .iter()
             .filter(|c| c.status.as_ref().is_some_and(|s| s.retained_count == 3))
             .count() as u64;
-        if finalized == clusters * 3 && summarised == clusters {
+        let scheduled = schedules
+            .list(&Default::default())
+            .await
+            .expect("list")
+            .items
+            .iter()
+            .filter(|s| s.status.is_some())
+            .count() as u64;
+        if finalized == clusters * 3 && summarised == clusters && scheduled == clusters {
             break;
         }
         assert!(
             start.elapsed() < Duration::from_secs(1800),
-            "the operator did not settle: {finalized} finalized, {summarised} summarised"
+            "the operator did not settle: {finalized} finalized, {summarised} summarised, {scheduled} scheduled"
         );
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(if clusters > 2000 { 5 } else { 2 })).await;
     }
     bench.record(
         &format!("{clusters} clusters: start-up until every object was seen"),
@@ -291,6 +301,24 @@ async fn load(bench: &mut Bench, running: u64) {
         .create_clusters(&names, json!({ "minInterval": "1s" }))
         .await;
     let backups: Api<ClusterBackup> = Api::namespaced(bench.client.clone(), &bench.ns);
+    // Requests are counted per backup: let the operator finish setting up the new clusters (finalizer,
+    // first status) before the window opens.
+    let clusters: Api<CamundaCluster> = Api::namespaced(bench.client.clone(), &bench.ns);
+    bench.pid();
+    harness::wait_for(
+        "the new clusters to be set up",
+        Duration::from_secs(600),
+        || async {
+            let listed = clusters.list(&Default::default()).await.ok()?.items;
+            let ready = listed
+                .iter()
+                .filter(|c| c.name_any().starts_with("load"))
+                .filter(|c| !c.finalizers().is_empty() && c.status.is_some())
+                .count();
+            (ready == names.len()).then_some(())
+        },
+    )
+    .await;
     let before = proc_stats(bench.pid());
     let from = Utc::now();
     let start = Instant::now();

@@ -86,6 +86,11 @@ impl ReconcileError for Error {
     }
 }
 
+/// A burst of backup changes (a start-up adding every backup's finalizer, a retention sweep) becomes one
+/// reconcile of their cluster, which reads all of its backups anyway. Nothing waits on this summary: a
+/// backup's lock and ID are written by the backup's own reconcile.
+const SUMMARY_DEBOUNCE: Duration = Duration::from_secs(1);
+
 /// Held on a `CamundaCluster` with `onClusterDelete: Delete` until its backups and schedules are gone.
 pub const FINALIZER: &str = "c8backup.dev/cluster-backups";
 
@@ -98,7 +103,7 @@ pub(super) async fn run(controller: Controller<CamundaCluster>, ctx: Arc<Context
     };
     let results = controller
         .watches(backups, watcher::Config::default().any_semantic(), cluster_of)
-        .with_config(ctx.controller_config.clone())
+        .with_config(ctx.controller_config.clone().debounce(SUMMARY_DEBOUNCE))
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx);
     super::drain("CamundaCluster", results).await;
