@@ -272,7 +272,7 @@ pub fn progress(before: Option<&ClusterBackupStatus>, after: &ClusterBackupStatu
     }
     for step in &after.steps {
         let was = old.steps.iter().find(|s| s.name == step.name).map(|s| s.phase);
-        if was == Some(step.phase) || step.phase == StepPhase::Pending {
+        if was == Some(step.phase) || matches!(step.phase, StepPhase::Pending | StepPhase::Skipped) {
             continue;
         }
         let detail = match step.phase {

@@ -2,7 +2,7 @@
 //! control plane with the operator, the node agent running the steps, and the Camunda simulator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{path::Path, process::Command};
+use std::path::Path;
 
 use c8b_testkit::harness::{World, backup_id};
 use camunda_simulator::Component;
@@ -14,20 +14,22 @@ struct Run {
     stderr: String,
 }
 
-/// `kubectl c8backup -n <namespace> <args>`, with the plugin first on PATH.
-fn plugin(namespace: &str, args: &[&str]) -> Run {
+/// `kubectl c8backup -n <namespace> <args>`, with the plugin first on PATH. Awaited, not blocking: the
+/// simulator the operator talks to runs on this test's runtime.
+async fn plugin(namespace: &str, args: &[&str]) -> Run {
     let binary = Path::new(env!("CARGO_BIN_EXE_kubectl-c8backup"));
     let path = format!(
         "{}:{}",
         binary.parent().expect("plugin directory").display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let output = Command::new("kubectl")
+    let output = tokio::process::Command::new("kubectl")
         .arg("c8backup")
         .args(["-n", namespace])
         .args(args)
         .env("PATH", path)
         .output()
+        .await
         .expect("run kubectl");
     Run {
         code: output.status.code(),
@@ -59,7 +61,8 @@ async fn kubectl_c8backup_takes_follows_lists_describes_and_deletes_backups() {
             "-o",
             "json",
         ],
-    );
+    )
+    .await;
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     for expected in [
         "exporting  soft-paused",
@@ -77,7 +80,7 @@ async fn kubectl_c8backup_takes_follows_lists_describes_and_deletes_backups() {
     let first: Value = serde_json::from_str(&run.stdout).expect("the backup as JSON");
     assert_eq!(first["status"]["phase"], "Completed");
 
-    let run = plugin(&ns, &["list"]);
+    let run = plugin(&ns, &["list"]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let row = run
         .stdout
@@ -88,10 +91,10 @@ async fn kubectl_c8backup_takes_follows_lists_describes_and_deletes_backups() {
         row.contains("orders") && row.contains("Completed") && row.contains("ago"),
         "{row}"
     );
-    let run = plugin(&ns, &["list", "--cluster", "other", "-o", "yaml"]);
+    let run = plugin(&ns, &["list", "--cluster", "other", "-o", "yaml"]).await;
     assert_eq!((run.code, run.stdout.trim()), (Some(0), "[]"));
 
-    let run = plugin(&ns, &["describe", "first"]);
+    let run = plugin(&ns, &["describe", "first"]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     for expected in [
         "Completed (Completed)",
@@ -108,7 +111,7 @@ async fn kubectl_c8backup_takes_follows_lists_describes_and_deletes_backups() {
     }
 
     // One backup per hour: the next is an hour after the first started, and a backup now is refused.
-    let run = plugin(&ns, &["next", "orders", "-o", "json"]);
+    let run = plugin(&ns, &["next", "orders", "-o", "json"]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let next: Value = serde_json::from_str(&run.stdout).expect("next as JSON");
     assert_eq!(
@@ -130,19 +133,20 @@ async fn kubectl_c8backup_takes_follows_lists_describes_and_deletes_backups() {
             "--timeout",
             "1m",
         ],
-    );
+    )
+    .await;
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("backup second rejected"), "{}", run.stderr);
 
     // What does not exist, and bad usage.
-    let run = plugin(&ns, &["backup", "nope"]);
+    let run = plugin(&ns, &["backup", "nope"]).await;
     assert_eq!(run.code, Some(1));
     assert!(
         run.stderr.contains("CamundaCluster nope not found in namespace"),
         "{}",
         run.stderr
     );
-    let run = plugin(&ns, &["describe", "nope"]);
+    let run = plugin(&ns, &["describe", "nope"]).await;
     assert_eq!(run.code, Some(1));
     assert!(
         run.stderr.contains("ClusterBackup nope not found"),
@@ -150,14 +154,14 @@ async fn kubectl_c8backup_takes_follows_lists_describes_and_deletes_backups() {
         run.stderr
     );
     assert_eq!(
-        plugin(&ns, &["backup"]).code,
+        plugin(&ns, &["backup"]).await.code,
         Some(2),
         "a missing argument is a usage error"
     );
 
     // Deleting waits for the operator to delete the data in every component.
     let id = backup_id(&world.backups().get("first").await.expect("first"));
-    let run = plugin(&ns, &["delete", "first", "--wait", "--timeout", "2m"]);
+    let run = plugin(&ns, &["delete", "first", "--wait", "--timeout", "2m"]).await;
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("its data are gone"), "{}", run.stdout);
     assert!(world.backups().get_opt("first").await.expect("read").is_none());
@@ -167,7 +171,11 @@ async fn kubectl_c8backup_takes_follows_lists_describes_and_deletes_backups() {
         zeebe.is_some_and(|b| b.deleted_at.is_some()),
         "Zeebe backup {id} deleted: {zeebe:?}"
     );
-    assert_eq!(plugin(&ns, &["delete", "first"]).code, Some(1), "already gone");
+    assert_eq!(
+        plugin(&ns, &["delete", "first"]).await.code,
+        Some(1),
+        "already gone"
+    );
 
     world.cleanup().await;
 }
