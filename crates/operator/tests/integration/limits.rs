@@ -100,11 +100,16 @@ async fn the_rate_limit_refuses_and_a_user_deletion_allows_exactly_one_backup() 
         (next - started - chrono::Duration::hours(1)).num_seconds().abs() <= 1,
         "{next} vs {started}"
     );
-    let cluster = world.clusters().get("c1").await.expect("cluster");
-    assert!(
-        cluster.status.and_then(|s| s.next_backup_allowed_at).is_some(),
-        "the cluster shows when the next backup is allowed"
-    );
+    // The cluster's summary follows its backups' events (debounced by a second).
+    wait_for(
+        "the cluster to show when the next backup is allowed",
+        Duration::from_secs(15),
+        || async {
+            let c = world.clusters().get("c1").await.expect("cluster");
+            c.status.and_then(|s| s.next_backup_allowed_at)
+        },
+    )
+    .await;
 
     // A user deletes a completed backup: one backup, and only one, may start at once.
     world.delete_backup("b1").await;
