@@ -25,8 +25,10 @@ pub fn relative(time: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
         .unwrap_or(described)
 }
 
+/// How long from `from` to `to`. A Job's completion time is written to the second, so a step that took
+/// less than a second may finish "before" its recorded start: that reads as 0s.
 fn took(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<String> {
-    Some(format_short((to? - from?).to_std().ok()?))
+    Some(format_short((to? - from?).to_std().unwrap_or_default()))
 }
 
 fn phase_word(status: Option<&ClusterBackupStatus>) -> String {
@@ -349,6 +351,13 @@ mod tests {
             "in 4h58m"
         );
         assert_eq!(relative(None, now()), "-");
+    }
+
+    #[test]
+    fn a_step_finished_within_its_first_second_took_0s() {
+        let start = now() + chrono::Duration::milliseconds(400);
+        assert_eq!(took(Some(start), Some(now())).as_deref(), Some("0s"));
+        assert_eq!(took(None, Some(now())), None);
     }
 
     #[test]
