@@ -183,6 +183,7 @@ async fn record_summary(
     }
     apply_status(cluster, summary, ctx)
         .await
+        .map(drop)
         .map_err(Error::RecordStatus)
 }
 

@@ -105,6 +105,8 @@ pub enum Error {
     },
     #[error("recording the backup's status: {0}")]
     RecordStatus(#[source] kube::Error),
+    #[error("reading the backup's newest status: {0}")]
+    ReadBackup(#[source] kube::Error),
     #[error("allocating backup ID {id} on cluster {cluster}: {source}")]
     AllocateId {
         id: i64,
@@ -154,6 +156,7 @@ impl ReconcileError for Error {
             Error::ReadCluster { .. } => "ReadClusterFailed",
             Error::ListPods { .. } => "ListPodsFailed",
             Error::RecordStatus(_) => "RecordStatusFailed",
+            Error::ReadBackup(_) => "ReadBackupFailed",
             Error::AllocateId { .. } => "AllocateIdFailed",
             Error::AllocateWithoutCluster => "AllocateWithoutCluster",
             Error::MissingTarget => "MissingTarget",
@@ -199,6 +202,9 @@ pub(super) async fn reconcile(backup: Arc<ClusterBackup>, ctx: Arc<Context>) -> 
     if !ctx.stores_ready().await {
         return Ok(Action::requeue(STORES_NOT_READY_RECHECK));
     }
+    let Some(backup) = ctx.newest_backup(backup).await.map_err(Error::ReadBackup)? else {
+        return Ok(Action::await_change());
+    };
     if ctx.ownership_of_cluster(&namespace, &backup.spec.cluster_ref.name) == Ownership::OtherShard {
         // Its cluster's shard acts on it; a relabelling that brings the cluster here wakes it again.
         return Ok(Action::await_change());
@@ -317,9 +323,10 @@ pub(super) async fn apply(
         }
     }
     if plan.status != original {
-        apply_status(backup, json!(plan.status), ctx)
+        let written = apply_status(backup, json!(plan.status), ctx)
             .await
             .map_err(Error::RecordStatus)?;
+        ctx.remember_backup(&written);
     }
     for note in plan.notes {
         ctx.publish(backup, note.warning, note.reason, note.message).await;

@@ -187,6 +187,7 @@ impl Context {
             metrics: Arc::new(Metrics::default()),
             controller_config: kube::runtime::controller::Config::default(),
             failures: Mutex::new(HashMap::new()),
+            newest_backups: Mutex::new(HashMap::new()),
         })
     }
 }

@@ -134,6 +134,11 @@ pub struct Context {
     pub controller_config: kube::runtime::controller::Config,
     /// Consecutive failures per object (`kind/namespace/name`), for the error policy's backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The resourceVersion of the newest copy of each running backup (by UID) that the operator wrote
+    /// or read. A Job's event can wake a backup before the store holds the operator's own last status
+    /// write; acting on that older copy would repeat what it already did (ask Zeebe to pause again,
+    /// adopt a step's Job as if its start had never been recorded), so such a reconcile reads first.
+    newest_backups: Mutex<HashMap<String, String>>,
 }
 
 /// First retry delay after a failed reconcile; doubled per consecutive failure up to [`MAX_BACKOFF`].
@@ -213,6 +218,64 @@ impl Context {
     /// would take a cluster of this shard for a missing one, or miss a backup's Jobs.
     async fn stores_ready(&self) -> bool {
         listed_once(&self.clusters).await && listed_once(&self.step_jobs).await
+    }
+
+    /// The backup to act on: the store's copy when it is the newest the operator knows of, else a fresh
+    /// read (`None` when it is gone). Costs a request only when the store is behind.
+    pub(super) async fn newest_backup(
+        &self,
+        backup: Arc<ClusterBackup>,
+    ) -> Result<Option<Arc<ClusterBackup>>, kube::Error> {
+        let Some(uid) = backup.uid() else {
+            return Ok(Some(backup));
+        };
+        let known = self
+            .newest_backups
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&uid)
+            .cloned();
+        if known.is_none() || known == backup.resource_version() {
+            return Ok(Some(backup));
+        }
+        let api: Api<ClusterBackup> =
+            Api::namespaced(self.client.clone(), &backup.namespace().unwrap_or_default());
+        let fresh = api
+            .get_opt(&backup.name_any())
+            .await?
+            .filter(|b| b.uid() == Some(uid.clone()));
+        match &fresh {
+            Some(fresh) => self.remember_backup(fresh),
+            None => self.forget_backup(&uid),
+        }
+        Ok(fresh.map(Arc::new))
+    }
+
+    /// Notes the copy of a backup the operator just wrote or read; only running backups are kept, as
+    /// a finished or deleted one has nothing left to repeat.
+    pub(super) fn remember_backup(&self, backup: &ClusterBackup) {
+        let Some(uid) = backup.uid() else { return };
+        let finished = backup
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(|p| p.is_terminal());
+        match backup.resource_version() {
+            Some(version) if !finished && backup.metadata.deletion_timestamp.is_none() => {
+                self.newest_backups
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(uid, version);
+            }
+            _ => self.forget_backup(&uid),
+        }
+    }
+
+    fn forget_backup(&self, uid: &str) {
+        self.newest_backups
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(uid);
     }
 
     /// Forgets an object's failures after a successful reconcile, so its next failure backs off from
@@ -318,6 +381,7 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
         metrics: metrics.clone(),
         controller_config: kube::runtime::controller::Config::default().concurrency(args.concurrency.max(1)),
         failures: Mutex::new(HashMap::new()),
+        newest_backups: Mutex::new(HashMap::new()),
     });
 
     let health = Arc::new(Health::default());
@@ -422,7 +486,7 @@ where
 
 /// Writes an object's status by server-side apply under the operator's one field manager. Every field
 /// the operator owns is in `status`; a field it owns and leaves out is removed.
-async fn apply_status<K>(object: &K, status: serde_json::Value, ctx: &Context) -> Result<(), kube::Error>
+async fn apply_status<K>(object: &K, status: serde_json::Value, ctx: &Context) -> Result<K, kube::Error>
 where
     K: Clone
         + DeserializeOwned
@@ -438,5 +502,4 @@ where
         &Patch::Apply(patch),
     )
     .await
-    .map(drop)
 }

@@ -254,3 +254,60 @@ async fn retention_marks_then_deletes_the_oldest_completed_backup_before_recordi
     );
     assert_eq!(api.event_reasons(), ["RetentionDeleted"]);
 }
+
+#[tokio::test]
+async fn a_backup_woken_before_the_store_holds_the_operator_s_last_write_is_read_before_acted_on() {
+    let paused = json!({ "phase": "Running", "backupId": 5, "target": target(),
+                         "exporting": { "state": "Paused", "soft": true, "pausedAt": "2026-12-01T11:00:30Z" } });
+    let written = backup("b1", json!({ "resourceVersion": "12" }), paused);
+    let pausing = json!({ "phase": "Running", "backupId": 5, "target": target(),
+                          "exporting": { "state": "Pausing", "soft": true, "pausedAt": "2026-12-01T11:00:30Z" } });
+    let stale = std::sync::Arc::new(backup("b1", json!({ "resourceVersion": "11" }), pausing));
+    let (client, api) = MockApi::start(vec![on("GET", format!("{NS}/clusterbackups/b1"), ok(&written))]);
+    let ctx = Context::test(client, &[], &[]);
+
+    // Nothing written yet: the store's copy is the newest known, and is used without a request.
+    let acted_on = ctx.newest_backup(stale.clone()).await.unwrap().unwrap();
+    assert_eq!(acted_on.metadata.resource_version.as_deref(), Some("11"));
+    assert!(api.calls().is_empty());
+
+    // After the write of version 12, the store's version 11 would ask Zeebe to pause again: it is read.
+    ctx.remember_backup(&written);
+    let acted_on = ctx.newest_backup(stale).await.unwrap().unwrap();
+    assert_eq!(acted_on.status, written.status);
+    assert_eq!(api.calls().len(), 1);
+    // Once the store catches up, no more reads.
+    ctx.newest_backup(std::sync::Arc::new(written.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(api.calls().len(), 1);
+
+    // A finished backup has nothing left to repeat: it is forgotten, and its store copy used as is.
+    let completed = backup(
+        "b1",
+        json!({ "resourceVersion": "13" }),
+        json!({ "phase": "Completed" }),
+    );
+    ctx.remember_backup(&completed);
+    let older = std::sync::Arc::new(backup("b1", json!({ "resourceVersion": "12" }), Value::Null));
+    ctx.newest_backup(older).await.unwrap().unwrap();
+    assert_eq!(api.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_backup_deleted_while_the_store_was_behind_is_not_acted_on() {
+    let (client, api) = MockApi::start(vec![]);
+    let ctx = Context::test(client, &[], &[]);
+    ctx.remember_backup(&backup(
+        "b1",
+        json!({ "resourceVersion": "12" }),
+        json!({ "phase": "Running" }),
+    ));
+    let stale = std::sync::Arc::new(backup("b1", json!({ "resourceVersion": "11" }), Value::Null));
+    assert!(ctx.newest_backup(stale.clone()).await.unwrap().is_none());
+    assert_eq!(api.calls().len(), 1);
+    // Forgotten with it: a recreated backup of the same name is not read again for its sake.
+    ctx.newest_backup(stale).await.unwrap();
+    assert_eq!(api.calls().len(), 1);
+}

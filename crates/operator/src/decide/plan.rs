@@ -91,6 +91,9 @@ pub struct ObservedJob {
     /// Whether Kubernetes still runs the Job (it may retry a Pod even after the step failed
     /// definitely); such a Job is deleted when the backup fails.
     pub running: bool,
+    /// When the Job was created: the step's start when its status never recorded one (a status write
+    /// that failed after the Job was made).
+    pub created: Option<DateTime<Utc>>,
     pub finished: Option<DateTime<Utc>>,
 }
 
@@ -449,6 +452,10 @@ impl Planner<'_> {
                 continue;
             }
             step.job_name = Some(job.name.clone());
+            // Without a start the step's deadline would never apply.
+            if step.start_time.is_none() {
+                step.start_time = job.created.or(Some(self.observed.now));
+            }
             // Attempts are recorded once the step finishes or its Pod is retried: the first Pod starting
             // is not worth a status write per step.
             if job.attempts > 1 || !matches!(job.state, JobState::Active) {

@@ -113,6 +113,7 @@ fn job(component: Component, state: JobState) -> ObservedJob {
         running: state == JobState::Active,
         state,
         attempts: 1,
+        created: None,
         finished: None,
     }
 }
@@ -492,16 +493,21 @@ fn a_job_created_before_a_crash_is_adopted_not_duplicated() {
     let c = cluster("8.7.3", false);
     // Status says the web-app steps are pending (the crash came before it was recorded) but the Jobs exist.
     let b = with_status(observe(&backup(), ready(&c), &[], 0).status);
-    let jobs = [
-        job(Component::Operate, JobState::Active),
-        job(Component::Tasklist, JobState::Active),
-    ];
+    let mut operate_job = job(Component::Operate, JobState::Active);
+    operate_job.created = Some(t(1));
+    let jobs = [operate_job, job(Component::Tasklist, JobState::Active)];
     let p = observe(&b, ready(&c), &jobs, 3);
     assert!(p.effects.is_empty(), "{:?}", p.effects);
-    let operate = p.status.steps.iter().find(|s| s.name == "operate").unwrap();
+    let step = |name: &str| p.status.steps.iter().find(|s| s.name == name).unwrap();
     assert_eq!(
-        (operate.phase, operate.job_name.as_deref()),
+        (step("operate").phase, step("operate").job_name.as_deref()),
         (StepPhase::Running, Some("b1-operate"))
+    );
+    // The adopted steps start when their Job was made, or now when that is unknown, so their deadline
+    // and duration apply.
+    assert_eq!(
+        (step("operate").start_time, step("tasklist").start_time),
+        (Some(t(1)), Some(t(3)))
     );
 }
 

@@ -258,6 +258,11 @@ pub fn observe_job(job: &Job, termination_message: Option<String>) -> Option<Obs
         running: state == JobState::Active,
         state,
         attempts: u32::try_from(attempts).unwrap_or(0),
+        created: job
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| crate::api::time::to_chrono(&t.0)),
         finished: finished.as_ref().map(crate::api::time::to_chrono),
     })
 }
