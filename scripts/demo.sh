@@ -236,7 +236,7 @@ took "backup"
 echo
 kubectl get c8c,c8bk,c8bs -n "$NS"
 echo
-info "The step Jobs and their Pods, which ran as containers on the node:"
+info "The step Jobs (the web-app snapshots, before the pause) and their Pods, which ran as containers on the node:"
 kubectl get jobs,pods -n "$NS" -l c8backup.dev/backup="$BACKUP" | sed 's/^/   /'
 echo
 info "The operator's log (kubectl logs deployment/$RELEASE-camunda-backup-operator), last lines:"
@@ -265,7 +265,7 @@ Everything keeps running. In another terminal:
   export KUBECONFIG=$KUBECONFIG
   kubectl get c8c,c8bk,c8bs -n $NS                 # clusters, backups, schedules
   kubectl get c8bk $BACKUP -n $NS -o yaml          # the backup's status, step by step
-  kubectl get jobs,pods -n $NS                     # the operator's Pod and one Job per snapshot step
+  kubectl get jobs,pods -n $NS                     # the operator's Pod and one Job per snapshot step before the pause
   kubectl logs -n $NS deployment/$RELEASE-camunda-backup-operator          # the operator's log
   kubectl get events.events.k8s.io -n $NS          # what the operator did
   curl -s http://127.0.0.1:$HTTP_PORT/metrics       # the operator's metrics

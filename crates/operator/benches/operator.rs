@@ -1,9 +1,11 @@
 //! The benchmark (`scripts/bench.sh`): the operator (release build) on the local control plane, with
 //! the API server's audit log counting its requests (it runs as its own user, `c8b-operator`).
 //!
-//! Phases (`C8B_BENCH_PHASES`, default `scale,load,lag`):
+//! Phases (`C8B_BENCH_PHASES`, default `scale,pause,load,lag`):
 //! - scale: `C8B_BENCH_CLUSTERS` (1000) clusters with a schedule and 3 retained backups each; peak and
 //!   steady RSS, CPU when idle, API requests per minute when idle (the goal is no writes);
+//! - pause: `C8B_BENCH_PER_PROCEDURE` (3) backups of each documented procedure (8.2-8.7 hard and soft
+//!   pause, 8.8+), all at once: the exporting pause beside the snapshots taken inside it;
 //! - load: `C8B_BENCH_RUNNING` (100) backups at once; CPU, API requests per completed backup by verb,
 //!   time from creation to completion and the operator's own share of it;
 //! - lag: `C8B_BENCH_SCHEDULES` (20) per-minute schedules side by side with as many CronJobs handled by
@@ -136,6 +138,10 @@ impl Bench {
     }
 
     async fn create_clusters(&self, names: &[String], limits: serde_json::Value) {
+        self.create_clusters_of("8.8.0", names, limits).await;
+    }
+
+    async fn create_clusters_of(&self, version: &str, names: &[String], limits: serde_json::Value) {
         let clusters: Api<CamundaCluster> = Api::namespaced(self.client.clone(), &self.ns);
         stream::iter(names.iter().cloned())
             .for_each_concurrent(16, |name| {
@@ -143,22 +149,156 @@ impl Bench {
                 let limits = limits.clone();
                 let sim = &self.sim;
                 async move {
-                    let mut settings = ClusterSettings::new("8.8.0".parse().expect("version"));
+                    let mut settings = ClusterSettings::new(version.parse().expect("version"));
                     settings.backup_duration_ms = COMPONENT_BACKUP_MS;
                     sim.put_cluster(&name, settings).expect("sim");
-                    let url = |c| sim.component_url(&name, c).expect("url");
+                    let url = |c| json!({ "url": sim.component_url(&name, c).expect("url") });
+                    let mut spec = json!({
+                        "version": version,
+                        "elasticsearch": { "url": url(Component::Records)["url"], "snapshotRepository": "camunda" },
+                        "backup": limits
+                    });
+                    if version.starts_with("8.8") {
+                        spec["orchestration"] = url(Component::Zeebe);
+                    } else {
+                        for (key, component) in [
+                            ("zeebe", Component::Zeebe),
+                            ("operate", Component::Operate),
+                            ("tasklist", Component::Tasklist),
+                        ] {
+                            spec[key] = url(component);
+                        }
+                    }
                     let object: CamundaCluster = serde_json::from_value(json!({
                         "apiVersion": "c8backup.dev/v1alpha1", "kind": "CamundaCluster",
-                        "metadata": { "name": name },
-                        "spec": { "version": "8.8.0", "orchestration": { "url": url(Component::Zeebe) },
-                                  "elasticsearch": { "url": url(Component::Records), "snapshotRepository": "camunda" },
-                                  "backup": limits }
+                        "metadata": { "name": name }, "spec": spec
                     }))
                     .expect("cluster");
                     clusters.create(&PostParams::default(), &object).await.expect("create cluster");
                 }
             })
             .await;
+    }
+}
+
+impl Bench {
+    /// Waits until the operator has set up every named cluster (finalizer, first status).
+    async fn wait_set_up(&mut self, names: &[String]) {
+        let clusters: Api<CamundaCluster> = Api::namespaced(self.client.clone(), &self.ns);
+        self.pid();
+        harness::wait_for(
+            "the new clusters to be set up",
+            Duration::from_secs(600),
+            || async {
+                let listed = clusters.list(&Default::default()).await.ok()?.items;
+                let ready = listed
+                    .iter()
+                    .filter(|c| names.contains(&c.name_any()))
+                    .filter(|c| !c.finalizers().is_empty() && c.status.is_some())
+                    .count();
+                (ready == names.len()).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Creates one backup `<cluster>-run` of each named cluster, all at once, and returns them finished.
+    async fn run_backups(&self, names: &[String]) -> Vec<ClusterBackup> {
+        let backups: Api<ClusterBackup> = Api::namespaced(self.client.clone(), &self.ns);
+        let start = Instant::now();
+        stream::iter(names.iter().cloned())
+            .for_each_concurrent(16, |cluster| {
+                let backups = backups.clone();
+                async move {
+                    let object: ClusterBackup = serde_json::from_value(json!({
+                        "apiVersion": "c8backup.dev/v1alpha1", "kind": "ClusterBackup",
+                        "metadata": { "name": format!("{cluster}-run") }, "spec": { "clusterRef": { "name": cluster } }
+                    }))
+                    .expect("backup");
+                    backups.create(&PostParams::default(), &object).await.expect("create");
+                }
+            })
+            .await;
+        loop {
+            let list = backups.list(&Default::default()).await.expect("list").items;
+            let runs: Vec<ClusterBackup> = list
+                .into_iter()
+                .filter(|b| names.iter().any(|n| b.name_any() == format!("{n}-run")))
+                .collect();
+            let finished = runs
+                .iter()
+                .filter(|b| {
+                    b.status
+                        .as_ref()
+                        .and_then(|s| s.phase)
+                        .is_some_and(|p| p.is_terminal())
+                })
+                .count();
+            if finished == names.len() {
+                return runs;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(1800),
+                "{finished} of {} backups finished",
+                names.len()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// Mean exporting pause of finished backups, in seconds.
+fn mean_pause(done: &[ClusterBackup]) -> f64 {
+    let pauses: Vec<f64> = done
+        .iter()
+        .filter_map(|b| {
+            let exporting = b.status.as_ref()?.exporting.as_ref()?;
+            Some((exporting.resumed_at? - exporting.paused_at).num_milliseconds() as f64 / 1000.0)
+        })
+        .collect();
+    pauses.iter().sum::<f64>() / pauses.len().max(1) as f64
+}
+
+/// The exporting pause of each documented procedure, a few backups at once: the pause, the time of
+/// the snapshots taken inside it (its physical limit: they run one after the other, each taking the
+/// simulator's backup duration) and the difference, the overhead.
+async fn pause(bench: &mut Bench, per_procedure: u64) {
+    // (version, what the pause covers, the snapshots inside it)
+    let procedures = [
+        ("8.4.2", "8.2-8.7 hard pause", 2),
+        ("8.7.3", "8.2-8.7 soft pause", 2),
+        ("8.8.0", "8.8+ soft pause", 3),
+    ];
+    let mut all = Vec::new();
+    for (version, _, _) in procedures {
+        let names: Vec<String> = (0..per_procedure)
+            .map(|i| format!("pause-{}-{i}", version.replace('.', "")))
+            .collect();
+        bench
+            .create_clusters_of(version, &names, json!({ "minInterval": "1s" }))
+            .await;
+        all.extend(names);
+    }
+    bench.wait_set_up(&all).await;
+    let done = bench.run_backups(&all).await;
+    for (version, what, inside) in procedures {
+        let prefix = format!("pause-{}-", version.replace('.', ""));
+        let ours: Vec<ClusterBackup> = done
+            .iter()
+            .filter(|b| b.name_any().starts_with(&prefix))
+            .filter(|b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed))
+            .cloned()
+            .collect();
+        let components = f64::from(inside) * COMPONENT_BACKUP_MS as f64 / 1000.0;
+        let paused = mean_pause(&ours);
+        bench.record(
+            &format!(
+                "exporting pause, {what} ({version}, {} of {per_procedure} completed, all {} at once): pause / snapshots inside it / overhead (mean)",
+                ours.len(),
+                done.len()
+            ),
+            format!("{paused:.2} s / {components:.2} s / {:.2} s", paused - components),
+        );
     }
 }
 
@@ -300,66 +440,13 @@ async fn load(bench: &mut Bench, running: u64) {
     bench
         .create_clusters(&names, json!({ "minInterval": "1s" }))
         .await;
-    let backups: Api<ClusterBackup> = Api::namespaced(bench.client.clone(), &bench.ns);
     // Requests are counted per backup: let the operator finish setting up the new clusters (finalizer,
     // first status) before the window opens.
-    let clusters: Api<CamundaCluster> = Api::namespaced(bench.client.clone(), &bench.ns);
-    bench.pid();
-    harness::wait_for(
-        "the new clusters to be set up",
-        Duration::from_secs(600),
-        || async {
-            let listed = clusters.list(&Default::default()).await.ok()?.items;
-            let ready = listed
-                .iter()
-                .filter(|c| c.name_any().starts_with("load"))
-                .filter(|c| !c.finalizers().is_empty() && c.status.is_some())
-                .count();
-            (ready == names.len()).then_some(())
-        },
-    )
-    .await;
+    bench.wait_set_up(&names).await;
     let before = proc_stats(bench.pid());
     let from = Utc::now();
     let start = Instant::now();
-    stream::iter(names.iter().cloned())
-        .for_each_concurrent(16, |cluster| {
-            let backups = backups.clone();
-            async move {
-                let object: ClusterBackup = serde_json::from_value(json!({
-                    "apiVersion": "c8backup.dev/v1alpha1", "kind": "ClusterBackup",
-                    "metadata": { "name": format!("{cluster}-run") }, "spec": { "clusterRef": { "name": cluster } }
-                }))
-                .expect("backup");
-                backups.create(&PostParams::default(), &object).await.expect("create");
-            }
-        })
-        .await;
-    let done = loop {
-        let list = backups.list(&Default::default()).await.expect("list").items;
-        let runs: Vec<ClusterBackup> = list
-            .into_iter()
-            .filter(|b| b.name_any().ends_with("-run"))
-            .collect();
-        let finished = runs
-            .iter()
-            .filter(|b| {
-                b.status
-                    .as_ref()
-                    .and_then(|s| s.phase)
-                    .is_some_and(|p| p.is_terminal())
-            })
-            .count();
-        if finished == names.len() {
-            break runs;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(1800),
-            "{finished} of {} backups finished",
-            names.len()
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
+    let done = bench.run_backups(&names).await;
     let elapsed = start.elapsed();
     let to = Utc::now();
     let after = proc_stats(bench.pid());
@@ -427,28 +514,18 @@ async fn load(bench: &mut Bench, running: u64) {
     bench.record("creation to completion (mean)", format!("{:.1} s", mean(&totals)));
     // The pause's physical limit: the snapshots taken while it lasts (8.8: web apps, records, Zeebe),
     // one after the other, each taking the simulator's backup duration.
-    let pauses: Vec<f64> = done
-        .iter()
-        .filter_map(|b| {
-            let exporting = b.status.as_ref()?.exporting.as_ref()?;
-            Some((exporting.resumed_at? - exporting.paused_at).num_milliseconds() as f64 / 1000.0)
-        })
-        .collect();
     let components = 3.0 * COMPONENT_BACKUP_MS as f64 / 1000.0;
+    let paused = mean_pause(&done);
     bench.record(
-        "exporting pause per 8.8 backup: pause / components' own time / overhead (mean; process steps, not Pods)",
-        format!(
-            "{:.2} s / {components:.2} s / {:.2} s",
-            mean(&pauses),
-            mean(&pauses) - components
-        ),
+        &format!("exporting pause, 8.8+ soft pause, {running} at once: pause / snapshots inside it / overhead (mean)"),
+        format!("{paused:.2} s / {components:.2} s / {:.2} s", paused - components),
     );
     bench.record(
         "operator overhead per step (mean gap between stages)",
         format!("{:.2} s", mean(&gaps)),
     );
     bench.record(
-        "Job path per step (Job created to Job complete, mean)",
+        "step time (start to finish; inside the pause the operator's own reads, mean)",
         format!("{:.2} s", mean(&job_path)),
     );
 }
@@ -601,7 +678,7 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let phases = std::env::var("C8B_BENCH_PHASES").unwrap_or_else(|_| "scale,load,lag".into());
+        let phases = std::env::var("C8B_BENCH_PHASES").unwrap_or_else(|_| "scale,pause,load,lag".into());
         let audit =
             PathBuf::from(std::env::var("C8B_AUDIT_LOG").expect("C8B_AUDIT_LOG: run scripts/bench.sh"));
         let client = support::client().await;
@@ -625,6 +702,9 @@ fn main() {
         };
         if phases.contains("scale") {
             scale(&mut bench, env_number("C8B_BENCH_CLUSTERS", 1000)).await;
+        }
+        if phases.contains("pause") {
+            pause(&mut bench, env_number("C8B_BENCH_PER_PROCEDURE", 3)).await;
         }
         if phases.contains("load") {
             load(&mut bench, env_number("C8B_BENCH_RUNNING", 100)).await;

@@ -134,10 +134,11 @@ pub struct StepStatus {
     pub name: String,
     /// Where the step is.
     pub phase: StepPhase,
-    /// The Job that runs the step.
+    /// The Job that runs the step. The steps inside the exporting pause have none: the operator
+    /// triggers and reads those snapshots itself, so that no Pod start-up lengthens the pause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
-    /// When the step's Job was created.
+    /// When the step's Job was created or its snapshot triggered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<DateTime<Utc>>,
     /// When the step succeeded or failed.

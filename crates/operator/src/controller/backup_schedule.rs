@@ -34,7 +34,7 @@ use crate::{
     api::{BackupPhase, BackupSchedule, CamundaCluster, ClusterBackup, labels},
     decide::schedule::{self, Child, ClusterState, Decision, Fire, Input},
     decide::shard::Ownership,
-    k8s::{backups, cache},
+    k8s::{backups, cache, index::Index},
     ops::metrics::SkipLabels,
 };
 
@@ -114,26 +114,30 @@ pub(super) async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
     let schedules: Api<BackupSchedule> = super::namespaced_or_all(&client, namespace);
     let backups: Api<ClusterBackup> = super::namespaced_or_all(&client, namespace);
     let clusters: Api<CamundaCluster> = super::namespaced_or_all(&client, namespace);
+    let by_label = Index::by(|s: &BackupSchedule| Some(schedule::label_value(&s.name_any())));
+    let by_cluster = Index::by(|s: &BackupSchedule| Some(s.spec.cluster_ref.name.clone()));
     let (store, schedule_changes) = cache::watched(
         schedules,
         watcher::Config::default().any_semantic(),
         cache::trim_metadata,
+        vec![by_label.clone(), by_cluster.clone()],
     );
     let controller = Controller::for_stream(schedule_changes, store.clone());
 
+    let labelled = store.clone();
     let schedule_of = move |backup: ClusterBackup| {
         let value = backup.labels().get(labels::SCHEDULE).cloned()?;
         let namespace = backup.namespace()?;
-        owner_by_label(&store, &namespace, &value)
+        Some(owner_by_label(&by_label, &labelled, &namespace, &value))
     };
-    let store = controller.store();
     let schedules_of = move |cluster: CamundaCluster| {
-        let namespace = cluster.namespace();
-        let name = cluster.name_any();
-        store
-            .state()
-            .into_iter()
-            .filter(|s| s.namespace() == namespace && s.spec.cluster_ref.name == name)
+        by_cluster
+            .get(
+                &store,
+                &cluster.namespace().unwrap_or_default(),
+                &cluster.name_any(),
+            )
+            .iter()
             .map(|s| ObjectRef::from_obj(s.as_ref()))
             .collect::<Vec<_>>()
     };
@@ -153,17 +157,15 @@ pub(super) async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
 /// The schedule whose backups carry this label value (the name itself, or for a long name its cut,
 /// hashed form).
 fn owner_by_label(
+    by_label: &Index<BackupSchedule>,
     store: &Store<BackupSchedule>,
     namespace: &str,
     value: &str,
-) -> Option<ObjectRef<BackupSchedule>> {
-    let found = store.state().into_iter().find(|s| {
-        s.namespace().as_deref() == Some(namespace) && schedule::label_value(&s.name_any()) == value
-    });
-    match found {
-        Some(schedule) => Some(ObjectRef::from_obj(schedule.as_ref())),
+) -> ObjectRef<BackupSchedule> {
+    match by_label.get(store, namespace, value).first() {
+        Some(schedule) => ObjectRef::from_obj(schedule.as_ref()),
         // Not in the store yet: the label is the name for every name that fits a label.
-        None => Some(ObjectRef::new(value).within(namespace)),
+        None => ObjectRef::new(value).within(namespace),
     }
 }
 
@@ -268,12 +270,9 @@ async fn reconcile(object: Arc<BackupSchedule>, ctx: Arc<Context>) -> Result<Act
 
 /// The schedule's backups, from the shared ClusterBackup store.
 fn children_of(schedule: &BackupSchedule, ctx: &Context) -> Vec<Child> {
-    let namespace = schedule.namespace();
     let value = schedule::label_value(&schedule.name_any());
-    ctx.backups
-        .state()
+    ctx.backups_of_schedule(&schedule.namespace().unwrap_or_default(), &value)
         .iter()
-        .filter(|b| b.namespace() == namespace && b.labels().get(labels::SCHEDULE) == Some(&value))
         .map(|b| {
             let status = b.status.clone().unwrap_or_default();
             Child {

@@ -110,13 +110,7 @@ pub(super) async fn run(controller: Controller<CamundaCluster>, ctx: Arc<Context
 }
 
 fn backups_of(cluster: &CamundaCluster, ctx: &Context) -> Vec<Arc<ClusterBackup>> {
-    let namespace = cluster.namespace();
-    let name = cluster.name_any();
-    ctx.backups
-        .state()
-        .into_iter()
-        .filter(|b| b.namespace() == namespace && b.cluster_name() == name)
-        .collect()
+    ctx.backups_of_cluster(&cluster.namespace().unwrap_or_default(), &cluster.name_any())
 }
 
 #[instrument(skip_all, fields(cluster = %cluster.name_any(), namespace = cluster.namespace().unwrap_or_default()))]

@@ -3,10 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::{
-    batch::v1::Job,
-    core::v1::{Pod, Secret},
-};
+use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, PostParams},
@@ -16,19 +13,16 @@ use serde_json::json;
 use tracing::{info, instrument, warn};
 
 use super::{
-    Context, apply_status,
+    Context, apply_status, components,
     error::{ReconcileError, finalizer_conflict, finalizer_paced_retry, finalizer_reason, is_conflict},
 };
 use crate::{
-    api::version::CamundaVersion,
     api::{
         BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Condition,
-        ConditionStatus, ExportingState, Refund, SearchFlavor, SecretKeyRef, StepPhase, annotations,
-        set_condition,
+        ConditionStatus, ExportingState, Refund, StepPhase, annotations, set_condition,
     },
     camunda::{
-        ApiError, BackupClient, Component, ComponentTarget, RecordsTarget, SearchCredentials,
-        SearchFlavor as ClientFlavor,
+        ApiError,
         exporting::{Exporting, PauseMode},
     },
     decide::deletion::{self, Verdict},
@@ -51,17 +45,14 @@ pub(super) async fn run(
     namespace: Option<&str>,
 ) {
     let clusters: Api<CamundaCluster> = super::namespaced_or_all(&ctx.client, namespace);
-    let store = ctx.backups.clone();
+    let index = ctx.clone();
     // A cluster change (created, fixed, its lock released) wakes that cluster's backups that wait. In a
     // sharded fleet it also wakes the running ones, which a relabelled cluster hands to its new shard.
     let sharded = ctx.shard.is_sharded();
     let backups_to_wake = move |cluster: CamundaCluster| {
-        let namespace = cluster.namespace();
-        let name = cluster.name_any();
-        store
-            .state()
+        index
+            .backups_of_cluster(&cluster.namespace().unwrap_or_default(), &cluster.name_any())
             .into_iter()
-            .filter(|b| b.namespace() == namespace && b.spec.cluster_ref.name == name)
             .filter(|b| {
                 let status = b.status.as_ref();
                 let waiting = status.is_none_or(|s| s.backup_id.is_none());
@@ -260,10 +251,13 @@ pub(super) async fn apply(
     if ctx.shard.ownership(cluster.as_ref().map(|c| c.labels())) == Ownership::OtherShard {
         return Ok(Action::await_change());
     }
-    let jobs = if started && !finished {
-        observe_jobs(backup, ctx).await?
+    let (jobs, snapshots) = if started && !finished {
+        (
+            observe_jobs(backup, ctx).await?,
+            components::observe_snapshots(backup, ctx).await,
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     let (cluster_view, turn) = match &cluster {
         None => (
@@ -305,6 +299,7 @@ pub(super) async fn apply(
         backup,
         cluster: cluster_view,
         jobs: &jobs,
+        snapshots: &snapshots,
         turn,
         now,
     });
@@ -347,12 +342,9 @@ pub(super) async fn apply(
 }
 
 fn sibling_views(backup: &ClusterBackup, ctx: &Context) -> Vec<BackupView> {
-    let namespace = backup.namespace();
     let mut views: Vec<BackupView> = ctx
-        .backups
-        .state()
+        .backups_of_cluster(&backup.namespace().unwrap_or_default(), backup.cluster_name())
         .iter()
-        .filter(|b| b.namespace() == namespace && b.spec.cluster_ref.name == backup.spec.cluster_ref.name)
         .filter(|b| b.name_any() != backup.name_any())
         .map(|b| BackupView::of(b))
         .collect();
@@ -499,6 +491,13 @@ async fn carry_out(
             }
             Ok(())
         }
+        Effect::TriggerSnapshots(components) => {
+            let (Some(target), Some(id)) = (status.target.as_ref(), status.backup_id) else {
+                return Err(Error::MissingTarget);
+            };
+            components::trigger_snapshots(backup, target, components, id, ctx).await;
+            Ok(())
+        }
         Effect::DeleteActiveJobs => {
             let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
             for job in jobs.iter().filter(|j| j.running) {
@@ -637,7 +636,7 @@ pub(super) async fn cleanup(
             }
         }
         for component in deletion::data_components(&status) {
-            match delete_component_data(backup, &target, component, id, ctx).await {
+            match components::delete_component_data(backup, &target, component, id, ctx).await {
                 Ok(()) => deleted.push(component),
                 Err(message) => pending.push(format!("{}: {message}", component.as_str())),
             }
@@ -751,81 +750,4 @@ async fn record_refund(backup: &ClusterBackup, ctx: &Context, now: DateTime<Utc>
         })?;
     info!(cluster = %labels.cluster, "a user deleted a finished backup: one backup may start at once");
     Ok(())
-}
-
-/// Deletes one component's backup; "not found" counts as deleted.
-async fn delete_component_data(
-    backup: &ClusterBackup,
-    target: &BackupTarget,
-    component: Component,
-    id: i64,
-    ctx: &Context,
-) -> Result<(), String> {
-    let version: CamundaVersion = target
-        .spec
-        .version
-        .parse()
-        .map_err(|e: crate::api::version::ParseVersionError| e.to_string())?;
-    let base_url = jobs::component_url(target, component).ok_or("no endpoint recorded for this component")?;
-    let records = if component == Component::Records {
-        let search = &target.spec.elasticsearch;
-        Some(RecordsTarget {
-            repository: search.snapshot_repository.clone(),
-            index_prefix: search.index_prefix.clone(),
-            flavor: match search.flavor {
-                SearchFlavor::Elasticsearch => ClientFlavor::Elasticsearch,
-                SearchFlavor::OpenSearch => ClientFlavor::Opensearch,
-            },
-            credentials: search_credentials(backup, search.credentials.as_ref(), ctx).await?,
-        })
-    } else {
-        None
-    };
-    let client = BackupClient::new(
-        &ComponentTarget {
-            component,
-            version,
-            base_url,
-            records,
-        },
-        ctx.camunda.clone(),
-    )
-    .map_err(|e| e.to_string())?;
-    let id = u64::try_from(id).map_err(|_| format!("backup ID {id} is not positive"))?;
-    client.delete(id).await.map(drop).map_err(|e| e.to_string())
-}
-
-/// Reads the search credentials from the Secrets the cluster named; their values never leave memory.
-async fn search_credentials(
-    backup: &ClusterBackup,
-    refs: Option<&crate::api::SearchCredentials>,
-    ctx: &Context,
-) -> Result<Option<SearchCredentials>, String> {
-    let Some(refs) = refs else { return Ok(None) };
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
-    let read = |key: &SecretKeyRef| {
-        let secrets = secrets.clone();
-        let key = key.clone();
-        async move {
-            let secret = secrets
-                .get_opt(&key.name)
-                .await
-                .map_err(|e| format!("reading Secret {}: {e}", key.name))?
-                .ok_or_else(|| format!("Secret {} not found", key.name))?;
-            let bytes = secret
-                .data
-                .and_then(|mut data| data.remove(&key.key))
-                .ok_or_else(|| format!("Secret {} has no key {}", key.name, key.key))?;
-            String::from_utf8(bytes.0)
-                .map_err(|_| format!("Secret {} key {} is not UTF-8", key.name, key.key))
-        }
-    };
-    match (&refs.username, &refs.password, &refs.api_key) {
-        (_, _, Some(api_key)) => Ok(Some(SearchCredentials::ApiKey(read(api_key).await?))),
-        (Some(user), Some(password), None) => Ok(Some(SearchCredentials::Basic {
-            username: read(user).await?,
-            password: read(password).await?,
-        })),
-        _ => Ok(None),
-    }
 }

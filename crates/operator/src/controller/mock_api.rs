@@ -25,7 +25,7 @@ use super::Context;
 use crate::{
     api::{CamundaCluster, ClusterBackup},
     camunda::ClientOptions,
-    k8s::jobs::JobSettings,
+    k8s::{index::Index, jobs::JobSettings},
     ops::metrics::Metrics,
 };
 
@@ -164,6 +164,12 @@ impl Context {
         clusters: &[CamundaCluster],
         step_jobs: &[Job],
     ) -> Arc<Context> {
+        let by_cluster = Index::by(super::backup_cluster);
+        let by_schedule = Index::by(super::backup_schedule);
+        for backup in backups {
+            by_cluster.apply(&watcher::Event::Apply(backup.clone()));
+            by_schedule.apply(&watcher::Event::Apply(backup.clone()));
+        }
         Arc::new(Context {
             client: client.clone(),
             recorder: Recorder::new(client, Reporter::from("camunda-backup-operator")),
@@ -181,6 +187,8 @@ impl Context {
                 max_backoff: std::time::Duration::from_millis(1),
             },
             backups: store_of(backups),
+            backups_by_cluster: by_cluster,
+            backups_by_schedule: by_schedule,
             clusters: store_of(clusters),
             step_jobs: store_of(step_jobs),
             shard: crate::decide::shard::Shard::all(),
@@ -188,6 +196,7 @@ impl Context {
             controller_config: kube::runtime::controller::Config::default(),
             failures: Mutex::new(HashMap::new()),
             newest_backups: Mutex::new(HashMap::new()),
+            refused_triggers: Mutex::new(HashMap::new()),
         })
     }
 }

@@ -4,6 +4,7 @@
 mod backup_schedule;
 mod camunda_cluster;
 mod cluster_backup;
+mod components;
 mod error;
 #[cfg(test)]
 mod mock_api;
@@ -36,10 +37,10 @@ use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 use crate::{
-    api::{CamundaCluster, ClusterBackup},
+    api::{CamundaCluster, ClusterBackup, Component},
     camunda::ClientOptions,
     decide::shard::{Ownership, Shard},
-    k8s::{cache, jobs::JobSettings},
+    k8s::{cache, index::Index, jobs::JobSettings},
     ops::http::{self, Health},
     ops::leadership::{self, LeaderArgs},
     ops::metrics::{ErrorLabels, Metrics, StateView},
@@ -123,6 +124,9 @@ pub struct Context {
     pub jobs: JobSettings,
     pub camunda: ClientOptions,
     pub backups: Store<ClusterBackup>,
+    /// The backups of each cluster (by the cluster they run for), and of each schedule (by its label).
+    backups_by_cluster: Index<ClusterBackup>,
+    backups_by_schedule: Index<ClusterBackup>,
     pub clusters: Store<CamundaCluster>,
     /// The step Jobs of every backup (trimmed to labels, owners and status), kept by a watch so that a
     /// reconcile reads them without a request.
@@ -139,6 +143,9 @@ pub struct Context {
     /// write; acting on that older copy would repeat what it already did (ask Zeebe to pause again,
     /// adopt a step's Job as if its start had never been recorded), so such a reconcile reads first.
     newest_backups: Mutex<HashMap<String, String>>,
+    /// A component's definite refusal of a snapshot the operator triggered, by backup UID and step,
+    /// until the next reconcile fails the step with it.
+    refused_triggers: Mutex<HashMap<(String, Component), String>>,
 }
 
 /// First retry delay after a failed reconcile; doubled per consecutive failure up to [`MAX_BACKOFF`].
@@ -205,7 +212,27 @@ fn failure_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
     )
 }
 
+/// The cluster a backup counts for: the one it runs for once started, else the one it names.
+fn backup_cluster(backup: &ClusterBackup) -> Option<String> {
+    Some(backup.cluster_name().to_string())
+}
+
+/// The schedule label a scheduled backup carries.
+fn backup_schedule(backup: &ClusterBackup) -> Option<String> {
+    backup.labels().get(crate::api::labels::SCHEDULE).cloned()
+}
+
 impl Context {
+    /// The backups of cluster `name` in `namespace`, from the store (no request).
+    fn backups_of_cluster(&self, namespace: &str, name: &str) -> Vec<Arc<ClusterBackup>> {
+        self.backups_by_cluster.get(&self.backups, namespace, name)
+    }
+
+    /// The backups a schedule made (by its label value `label`), from the store (no request).
+    fn backups_of_schedule(&self, namespace: &str, label: &str) -> Vec<Arc<ClusterBackup>> {
+        self.backups_by_schedule.get(&self.backups, namespace, label)
+    }
+
     /// Who acts on the objects of cluster `name` in `namespace`, from the cluster store (no request).
     fn ownership_of_cluster(&self, namespace: &str, name: &str) -> Ownership {
         let cluster = self
@@ -269,6 +296,20 @@ impl Context {
             }
             _ => self.forget_backup(&uid),
         }
+    }
+
+    fn refuse_trigger(&self, uid: &str, component: Component, message: String) {
+        self.refused_triggers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert((uid.to_string(), component), message);
+    }
+
+    fn take_refused_trigger(&self, uid: &str, component: Component) -> Option<String> {
+        self.refused_triggers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&(uid.to_string(), component))
     }
 
     fn forget_backup(&self, uid: &str) {
@@ -338,16 +379,20 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
         .await
         .map_err(RunError::MissingCrds)?;
 
+    let backups_by_cluster = Index::by(backup_cluster);
+    let backups_by_schedule = Index::by(backup_schedule);
     let (backup_store, backup_changes) = cache::watched(
         backups,
         watcher::Config::default().any_semantic(),
         cache::trim_metadata,
+        vec![backups_by_cluster.clone(), backups_by_schedule.clone()],
     );
     let backup_controller = Controller::for_stream(backup_changes, backup_store.clone());
     let (cluster_store, cluster_changes) = cache::watched(
         namespaced_or_all(&client, namespace),
         watcher::Config::default().any_semantic(),
         cache::trim_metadata,
+        Vec::new(),
     );
     let cluster_controller = Controller::for_stream(cluster_changes, cluster_store.clone());
     let managed_jobs = watcher::Config::default().labels(&format!(
@@ -358,6 +403,7 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
         namespaced_or_all(&client, namespace),
         managed_jobs,
         cache::trim_job,
+        Vec::new(),
     );
     let metrics = Arc::new(Metrics::default());
     let context = Arc::new(Context {
@@ -375,6 +421,8 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
             ..ClientOptions::default()
         },
         backups: backup_store,
+        backups_by_cluster,
+        backups_by_schedule,
         clusters: cluster_store,
         step_jobs: job_store,
         shard: args.cluster_selector.clone(),
@@ -382,6 +430,7 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
         controller_config: kube::runtime::controller::Config::default().concurrency(args.concurrency.max(1)),
         failures: Mutex::new(HashMap::new()),
         newest_backups: Mutex::new(HashMap::new()),
+        refused_triggers: Mutex::new(HashMap::new()),
     });
 
     let health = Arc::new(Health::default());

@@ -107,6 +107,30 @@ pub enum JobState {
     },
 }
 
+/// What the reconciler read from a component about a step the operator runs itself: the snapshots
+/// inside the exporting pause, where a Pod's start-up would lengthen the pause.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedSnapshot {
+    pub component: Component,
+    pub state: SnapshotSeen,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotSeen {
+    /// The component does not know the backup: not triggered yet, or the trigger was lost.
+    Unknown,
+    InProgress,
+    Completed,
+    /// The component's definite answer (FAILED, INCOMPLETE, a refused trigger…).
+    Failed {
+        message: String,
+    },
+    /// No answer (connection, timeout, 5xx): asked again at the next poll, until `stepTimeout`.
+    Unreachable {
+        message: String,
+    },
+}
+
 /// The backup's cluster as the reconciler found it.
 #[derive(Clone, Debug)]
 pub enum ClusterView<'a> {
@@ -123,6 +147,8 @@ pub struct Observed<'a> {
     pub backup: &'a ClusterBackup,
     pub cluster: ClusterView<'a>,
     pub jobs: &'a [ObservedJob],
+    /// The steps inside the pause, read from their components.
+    pub snapshots: &'a [ObservedSnapshot],
     /// Admission by the cluster's limits; only consulted for a backup that has not started.
     pub turn: Turn,
     pub now: DateTime<Utc>,
@@ -140,6 +166,9 @@ pub enum Effect {
         soft: bool,
     },
     CreateJobs(Vec<Component>),
+    /// Start these components' backups from the operator (the steps inside the pause); a repeated
+    /// trigger of a backup the component already has is accepted.
+    TriggerSnapshots(Vec<Component>),
     DeleteActiveJobs,
     ResumeExporting,
 }
@@ -185,6 +214,18 @@ pub mod conditions {
 /// How long past `stepTimeout` the planner waits for the Job controller to report a deadline before it
 /// fails the step itself.
 pub const STEP_DEADLINE_GRACE: Duration = Duration::from_secs(60);
+
+/// The first and the longest delay between two reads of a step the operator runs itself. In between,
+/// the delay is a quarter of the step's time so far: a step is seen finished within a quarter of its
+/// own duration (a 1 s snapshot within 0.25 s), and a long one is not read more than needed; the cap
+/// keeps a long pause from outlasting its snapshots by more than a second or two.
+pub const SNAPSHOT_POLL_MIN: Duration = Duration::from_millis(100);
+pub const SNAPSHOT_POLL_MAX: Duration = Duration::from_secs(2);
+
+/// When to read a step the operator runs again, `running_for` after it started.
+pub fn snapshot_poll_delay(running_for: Duration) -> Duration {
+    (running_for / 4).clamp(SNAPSHOT_POLL_MIN, SNAPSHOT_POLL_MAX)
+}
 
 /// How often a waiting backup looks again although no watch event arrived (a safety net only: cluster
 /// and Job events wake it up first).
@@ -386,6 +427,7 @@ impl Planner<'_> {
             (_, Err(e)) => return self.fail("TargetInvalid", e.to_string()),
         };
         self.fold_jobs();
+        self.fold_snapshots();
         self.enforce_step_deadlines(limits.step_timeout, &target.spec.backup.step_timeout.to_string());
         if let Some(failed) = self.status.steps.iter().find(|s| s.phase == StepPhase::Failed) {
             let message = format!(
@@ -408,10 +450,15 @@ impl Planner<'_> {
             self.requeue
                 .within((deadline - self.observed.now).to_std().unwrap_or_default());
         }
+        // The snapshots inside the pause are taken by the operator itself, the others by Jobs.
+        let mut in_pause = false;
         for stage in procedure(version, target.spec.optimize.is_some()) {
             let done = match stage {
-                Stage::PauseExporting => self.pause(version),
-                Stage::Snapshots(components) => self.snapshots(&components),
+                Stage::PauseExporting => {
+                    in_pause = true;
+                    self.pause(version)
+                }
+                Stage::Snapshots(components) => self.snapshots(&components, in_pause),
                 Stage::ResumeExporting => self.resume(),
             };
             if !done {
@@ -476,6 +523,46 @@ impl Planner<'_> {
         }
     }
 
+    /// Folds what the components answered about the steps the operator runs: a definite answer ends
+    /// the step at once, an unknown backup is triggered (again), anything else is read again soon.
+    fn fold_snapshots(&mut self) {
+        let now = self.observed.now;
+        let mut to_trigger = Vec::new();
+        for seen in self.observed.snapshots {
+            let Some(step) = self
+                .status
+                .steps
+                .iter_mut()
+                .find(|s| s.name == seen.component.as_str() && s.phase == StepPhase::Running)
+            else {
+                continue;
+            };
+            match &seen.state {
+                SnapshotSeen::Completed => {
+                    step.phase = StepPhase::Succeeded;
+                    step.finish_time = Some(now);
+                    continue;
+                }
+                SnapshotSeen::Failed { message } => {
+                    step.phase = StepPhase::Failed;
+                    step.finish_time = Some(now);
+                    step.message = Some(message.clone());
+                    continue;
+                }
+                SnapshotSeen::Unknown => to_trigger.push(seen.component),
+                SnapshotSeen::InProgress | SnapshotSeen::Unreachable { .. } => {}
+            }
+            let running_for = step
+                .start_time
+                .and_then(|start| (now - start).to_std().ok())
+                .unwrap_or_default();
+            self.requeue.within(snapshot_poll_delay(running_for));
+        }
+        if !to_trigger.is_empty() {
+            self.effects.push(Effect::TriggerSnapshots(to_trigger));
+        }
+    }
+
     /// The Job's `activeDeadlineSeconds` normally ends a step that hangs; this is the second guard, for a
     /// Job that was deleted or lost its deadline: a step running longer than `stepTimeout` (plus a
     /// grace for the Job controller to report first) fails.
@@ -532,8 +619,9 @@ impl Planner<'_> {
         }
     }
 
-    /// Returns whether every snapshot of the stage succeeded.
-    fn snapshots(&mut self, components: &[Component]) -> bool {
+    /// Returns whether every snapshot of the stage succeeded. `by_operator`: the stage is inside the
+    /// pause, and the operator triggers and reads its snapshots itself instead of starting Jobs.
+    fn snapshots(&mut self, components: &[Component], by_operator: bool) -> bool {
         let backup_name = self.observed.backup.name_any();
         let mut to_create = Vec::new();
         let mut all_succeeded = true;
@@ -550,7 +638,8 @@ impl Planner<'_> {
                 StepPhase::Succeeded | StepPhase::Skipped => {}
                 StepPhase::Pending => {
                     step.phase = StepPhase::Running;
-                    step.job_name = Some(crate::api::names::job_name(&backup_name, *component));
+                    step.job_name =
+                        (!by_operator).then(|| crate::api::names::job_name(&backup_name, *component));
                     step.start_time = Some(self.observed.now);
                     to_create.push(*component);
                     all_succeeded = false;
@@ -561,7 +650,12 @@ impl Planner<'_> {
         // Steps get no Event each (their progress is in status.steps): a backup publishes a handful of
         // Events, not one per step and state, and the Completed one sums the steps up.
         if !to_create.is_empty() {
-            self.effects.push(Effect::CreateJobs(to_create));
+            if by_operator {
+                self.effects.push(Effect::TriggerSnapshots(to_create));
+                self.requeue.within(SNAPSHOT_POLL_MIN);
+            } else {
+                self.effects.push(Effect::CreateJobs(to_create));
+            }
         }
         all_succeeded
     }

@@ -95,13 +95,29 @@ fn observe<'a>(
     jobs: &'a [ObservedJob],
     now: i64,
 ) -> Plan {
+    observe_snapshots(backup, cluster, jobs, &[], now)
+}
+
+/// [`observe`] with what the components answered about the steps the operator runs itself.
+fn observe_snapshots<'a>(
+    backup: &'a ClusterBackup,
+    cluster: ClusterView<'a>,
+    jobs: &'a [ObservedJob],
+    snapshots: &'a [ObservedSnapshot],
+    now: i64,
+) -> Plan {
     plan(&Observed {
         backup,
         cluster,
         jobs,
+        snapshots,
         turn: start(),
         now: t(now),
     })
+}
+
+fn seen(component: Component, state: SnapshotSeen) -> ObservedSnapshot {
+    ObservedSnapshot { component, state }
 }
 
 /// Runs a backup from creation with the given Jobs' outcomes, feeding each planned status back in the
@@ -175,6 +191,7 @@ fn waiting_and_rate_limited_backups() {
         backup: &b,
         cluster: ready(&c),
         jobs: &[],
+        snapshots: &[],
         turn: wait,
         now: t(0),
     });
@@ -189,6 +206,7 @@ fn waiting_and_rate_limited_backups() {
         backup: &b,
         cluster: ready(&c),
         jobs: &[],
+        snapshots: &[],
         turn: reject,
         now: t(0),
     });
@@ -249,23 +267,33 @@ fn starting_allocates_an_increasing_id_before_any_side_effect() {
     assert_eq!(next_backup_id(None, t(0)), t(0).timestamp());
 }
 
-/// Drives one backup through the whole procedure, feeding each planned status back and the Jobs the
-/// effects would have created, and returns the effects in order.
+/// Drives one backup through the whole procedure, feeding each planned status back, the Jobs the
+/// effects would have created and the snapshots they triggered, and returns the effects in order.
 fn run_to_the_end(version: &str, optimize: bool) -> (Vec<Effect>, Plan) {
     let c = cluster(version, optimize);
     let mut status = ClusterBackupStatus::default();
     let mut jobs: Vec<ObservedJob> = Vec::new();
+    let mut snapshots: Vec<ObservedSnapshot> = Vec::new();
     let mut effects = Vec::new();
     for now in 0..50 {
         let b = with_status(status.clone());
-        // Jobs that were created finish successfully before the next reconcile.
+        // Jobs that were created and snapshots that were triggered finish before the next reconcile.
         for j in &mut jobs {
             j.state = JobState::Succeeded;
         }
-        let p = observe(&b, ready(&c), &jobs, now);
+        for snapshot in &mut snapshots {
+            snapshot.state = SnapshotSeen::Completed;
+        }
+        let p = observe_snapshots(&b, ready(&c), &jobs, &snapshots, now);
         for effect in &p.effects {
-            if let Effect::CreateJobs(components) = effect {
-                jobs.extend(components.iter().map(|c| job(*c, JobState::Active)));
+            match effect {
+                Effect::CreateJobs(components) => {
+                    jobs.extend(components.iter().map(|c| job(*c, JobState::Active)))
+                }
+                Effect::TriggerSnapshots(components) => {
+                    snapshots.extend(components.iter().map(|c| seen(*c, SnapshotSeen::InProgress)))
+                }
+                _ => {}
             }
         }
         effects.extend(p.effects.clone());
@@ -290,8 +318,8 @@ fn separate_apps_follow_the_documented_order() {
             },
             Effect::CreateJobs(vec![Component::Operate, Component::Tasklist, Component::Optimize]),
             Effect::PauseExporting { soft: true },
-            Effect::CreateJobs(vec![Component::Records]),
-            Effect::CreateJobs(vec![Component::Zeebe]),
+            Effect::TriggerSnapshots(vec![Component::Records]),
+            Effect::TriggerSnapshots(vec![Component::Zeebe]),
             Effect::ResumeExporting,
         ]
     );
@@ -310,9 +338,9 @@ fn orchestration_clusters_pause_first_and_hard_pause_before_soft_pause_existed()
         &effects[1..],
         &[
             Effect::PauseExporting { soft: true },
-            Effect::CreateJobs(vec![Component::WebApps]),
-            Effect::CreateJobs(vec![Component::Records]),
-            Effect::CreateJobs(vec![Component::Zeebe]),
+            Effect::TriggerSnapshots(vec![Component::WebApps]),
+            Effect::TriggerSnapshots(vec![Component::Records]),
+            Effect::TriggerSnapshots(vec![Component::Zeebe]),
             Effect::ResumeExporting,
         ]
     );
@@ -478,7 +506,7 @@ fn a_recorded_pause_intent_is_carried_out_even_after_a_crash() {
         resumed.effects,
         vec![
             Effect::PauseExporting { soft: true },
-            Effect::CreateJobs(vec![Component::WebApps])
+            Effect::TriggerSnapshots(vec![Component::WebApps])
         ]
     );
     assert_eq!(
@@ -512,6 +540,94 @@ fn a_job_created_before_a_crash_is_adopted_not_duplicated() {
 }
 
 #[test]
+fn the_snapshots_inside_the_pause_are_triggered_and_read_by_the_operator_and_end_on_a_definite_answer() {
+    let c = cluster("8.7.3", false);
+    let triggered = observe(&with_status(paused_status()), ready(&c), &[], 20);
+    assert_eq!(
+        triggered.effects,
+        vec![Effect::TriggerSnapshots(vec![Component::Records])]
+    );
+    let records = |p: &Plan| {
+        p.status
+            .steps
+            .iter()
+            .find(|s| s.name == "records")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        (
+            records(&triggered).phase,
+            records(&triggered).job_name,
+            records(&triggered).start_time
+        ),
+        (StepPhase::Running, None, Some(t(20))),
+        "no Job: the operator reads the component itself"
+    );
+    assert_eq!(triggered.requeue, Some(SNAPSHOT_POLL_MIN));
+    let running = with_status(triggered.status.clone());
+    let read = |state: SnapshotSeen, now: i64| {
+        observe_snapshots(&running, ready(&c), &[], &[seen(Component::Records, state)], now)
+    };
+
+    // In progress or unreachable: read again after a quarter of the time the step has run.
+    for state in [
+        SnapshotSeen::InProgress,
+        SnapshotSeen::Unreachable {
+            message: "connection refused".into(),
+        },
+    ] {
+        let p = read(state, 24);
+        assert!(p.effects.is_empty(), "{:?}", p.effects);
+        assert_eq!(p.requeue, Some(Duration::from_secs(1)));
+        assert_eq!(records(&p).phase, StepPhase::Running);
+    }
+    // Unknown to the component (the trigger was lost, or the backup does not show yet): triggered again.
+    let p = read(SnapshotSeen::Unknown, 21);
+    assert_eq!(
+        p.effects,
+        vec![Effect::TriggerSnapshots(vec![Component::Records])]
+    );
+    // Completed: the next stage starts in the same reconcile.
+    let p = read(SnapshotSeen::Completed, 22);
+    assert_eq!(
+        (records(&p).phase, records(&p).finish_time),
+        (StepPhase::Succeeded, Some(t(22)))
+    );
+    assert_eq!(p.effects, vec![Effect::TriggerSnapshots(vec![Component::Zeebe])]);
+    // A definite answer fails the step and the backup at once, and exporting is resumed.
+    let p = read(
+        SnapshotSeen::Failed {
+            message: "records backup 5: backup failed: FAILED".into(),
+        },
+        22,
+    );
+    assert_eq!(phase_of(&p), Some(BackupPhase::Failed));
+    assert_eq!(p.effects, vec![Effect::ResumeExporting]);
+    assert_eq!(
+        records(&p).message.as_deref(),
+        Some("records backup 5: backup failed: FAILED")
+    );
+}
+
+#[test]
+fn a_snapshot_the_operator_reads_is_read_within_a_quarter_of_its_time_and_at_least_every_2s() {
+    for (running_for_ms, delay_ms) in [
+        (0, 100),
+        (200, 100),
+        (1_000, 250),
+        (4_000, 1_000),
+        (60_000, 2_000),
+    ] {
+        assert_eq!(
+            snapshot_poll_delay(Duration::from_millis(running_for_ms)),
+            Duration::from_millis(delay_ms),
+            "after {running_for_ms} ms"
+        );
+    }
+}
+
+#[test]
 fn a_finished_step_is_never_rerun() {
     let c = cluster("8.7.3", false);
     let mut status = paused_status();
@@ -530,7 +646,10 @@ fn a_running_backup_keeps_going_without_its_cluster_and_reports_a_changed_spec()
     let mut b = with_status(paused_status());
     b.spec.cluster_ref.name = "other".into();
     let p = observe(&b, ClusterView::Missing, &[], 20);
-    assert_eq!(p.effects, vec![Effect::CreateJobs(vec![Component::Records])]);
+    assert_eq!(
+        p.effects,
+        vec![Effect::TriggerSnapshots(vec![Component::Records])]
+    );
     let changed = p
         .status
         .conditions
@@ -629,17 +748,21 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
-    /// What each component's Job does: 0 and 1 succeed, 2 fails, 3 hangs (only the pause timeout ends it).
+    /// What each step does, by the order its Job was created or its snapshot triggered: 0 succeeds, 1
+    /// succeeds (a Job) or stays unreachable (a snapshot the operator reads), 2 fails, 3 hangs (only the
+    /// pause timeout ends it).
     fn drive(version: &str, optimize: bool, outcomes: &[u8]) -> Result<(), TestCaseError> {
         let c = cluster(version, optimize);
         let mut status = ClusterBackupStatus::default();
-        let mut jobs: Vec<ObservedJob> = Vec::new();
+        let mut jobs: Vec<(usize, ObservedJob)> = Vec::new();
+        let mut snapshots: Vec<(usize, ObservedSnapshot)> = Vec::new();
+        let mut started = 0;
         let mut failed_seen = false;
         // Every 30 s for up to 2 hours: long enough for the 30 min pause timeout to end any hang.
         for tick in 0..240 {
-            for (i, j) in jobs.iter_mut().enumerate() {
+            for (i, j) in &mut jobs {
                 if j.state == JobState::Active {
-                    j.state = match outcomes[i % outcomes.len()] {
+                    j.state = match outcomes[*i % outcomes.len()] {
                         2 => JobState::Failed {
                             message: "injected".into(),
                         },
@@ -648,12 +771,53 @@ mod properties {
                     };
                 }
             }
-            failed_seen |= jobs.iter().any(|j| matches!(j.state, JobState::Failed { .. }));
-            let p = observe(&with_status(status.clone()), ready(&c), &jobs, tick * 30);
+            for (i, snapshot) in &mut snapshots {
+                snapshot.state = match outcomes[*i % outcomes.len()] {
+                    0 => SnapshotSeen::Completed,
+                    1 => SnapshotSeen::Unreachable {
+                        message: "injected".into(),
+                    },
+                    2 => SnapshotSeen::Failed {
+                        message: "injected".into(),
+                    },
+                    _ => SnapshotSeen::InProgress,
+                };
+            }
+            failed_seen |= jobs
+                .iter()
+                .any(|(_, j)| matches!(j.state, JobState::Failed { .. }))
+                || snapshots
+                    .iter()
+                    .any(|(_, s)| matches!(s.state, SnapshotSeen::Failed { .. }));
+            let observed_jobs: Vec<ObservedJob> = jobs.iter().map(|(_, j)| j.clone()).collect();
+            let observed_snapshots: Vec<ObservedSnapshot> =
+                snapshots.iter().map(|(_, s)| s.clone()).collect();
+            let p = observe_snapshots(
+                &with_status(status.clone()),
+                ready(&c),
+                &observed_jobs,
+                &observed_snapshots,
+                tick * 30,
+            );
             for effect in &p.effects {
-                if let Effect::CreateJobs(components) = effect {
-                    prop_assert!(!failed_seen, "a step started after another failed");
-                    jobs.extend(components.iter().map(|c| job(*c, JobState::Active)));
+                match effect {
+                    Effect::CreateJobs(components) => {
+                        prop_assert!(!failed_seen, "a step started after another failed");
+                        for component in components {
+                            jobs.push((started, job(*component, JobState::Active)));
+                            started += 1;
+                        }
+                    }
+                    Effect::TriggerSnapshots(components) => {
+                        prop_assert!(!failed_seen, "a step started after another failed");
+                        for component in components {
+                            if !snapshots.iter().any(|(_, s)| s.component == *component) {
+                                snapshots.push((started, seen(*component, SnapshotSeen::InProgress)));
+                                started += 1;
+                            }
+                        }
+                    }
+                    _ => {}
                 }
             }
             status = p.status;
@@ -665,7 +829,9 @@ mod properties {
                 );
                 prop_assert_eq!(
                     status.phase == Some(BackupPhase::Completed),
-                    !failed_seen && jobs.iter().all(|j| j.state == JobState::Succeeded)
+                    !failed_seen
+                        && jobs.iter().all(|(_, j)| j.state == JobState::Succeeded)
+                        && snapshots.iter().all(|(_, s)| s.state == SnapshotSeen::Completed)
                 );
                 return Ok(());
             }

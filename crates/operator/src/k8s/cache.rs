@@ -5,13 +5,15 @@
 
 use std::fmt::Debug;
 
-use futures::Stream;
+use futures::{Stream, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use kube::{
     Api, Resource, ResourceExt,
     runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
 };
 use serde::de::DeserializeOwned;
+
+use super::index::Index;
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -27,12 +29,13 @@ pub fn trim_job(job: &mut Job) {
     job.spec = None;
 }
 
-/// A watched, trimmed store of `K`, and the stream that fills it (the stream must be polled, by a
-/// controller that takes it as its trigger, for the store to fill).
+/// A watched, trimmed store of `K`, and the stream that fills it and `indexes` (the stream must be
+/// polled, by a controller that takes it as its trigger, for the store to fill).
 pub fn watched<K>(
     api: Api<K>,
     config: watcher::Config,
     trim: fn(&mut K),
+    indexes: Vec<Index<K>>,
 ) -> (
     Store<K>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -41,7 +44,11 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, config).default_backoff().modify(trim)).touched_objects();
+    let events = watcher(api, config)
+        .default_backoff()
+        .modify(trim)
+        .inspect_ok(move |event| indexes.iter().for_each(|index| index.apply(event)));
+    let stream = reflector(writer, events).touched_objects();
     (reader, stream)
 }
 

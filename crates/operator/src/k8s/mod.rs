@@ -3,4 +3,5 @@
 pub mod backups;
 pub mod cache;
 pub mod cluster_status;
+pub mod index;
 pub mod jobs;

@@ -5,7 +5,10 @@
 use std::{collections::BTreeMap, fmt::Write as _, sync::Arc};
 
 use chrono::{DateTime, Utc};
-use kube::{ResourceExt, runtime::reflector::Store};
+use kube::{
+    ResourceExt,
+    runtime::reflector::{ObjectRef, Store},
+};
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{
@@ -124,19 +127,15 @@ impl StateView {
     /// reports), so that two shards never export the same series.
     fn of_shard(&self) -> (Vec<Arc<ClusterBackup>>, Vec<Arc<CamundaCluster>>) {
         let clusters = self.clusters.state();
-        let labels_of = |namespace: Option<String>, name: &str| {
-            clusters
-                .iter()
-                .find(|c| c.namespace() == namespace && c.name_any() == name)
-                .map(|c| c.labels())
-        };
         let backups = self
             .backups
             .state()
             .into_iter()
             .filter(|b| {
-                let cluster = labels_of(b.namespace(), &b.spec.cluster_ref.name);
-                self.shard.ownership(cluster) != Ownership::OtherShard
+                let cluster = self.clusters.get(
+                    &ObjectRef::new(&b.spec.cluster_ref.name).within(&b.namespace().unwrap_or_default()),
+                );
+                self.shard.ownership(cluster.as_ref().map(|c| c.labels())) != Ownership::OtherShard
             })
             .collect();
         let mine = clusters
