@@ -15,8 +15,9 @@
 #                                                  import an OCI archive into the node's containerd
 #   scripts/control-plane.sh stop-node DIR         stop the node only and undo its host changes
 #   scripts/control-plane.sh stop DIR              stop the node (if any), then the control plane
-#   scripts/control-plane.sh run [--node] -- CMD   run CMD with KUBECONFIG set to a fresh control plane
-#                                                  (and node), then stop everything
+#   scripts/control-plane.sh run [--node [--image ARCHIVE]] -- CMD   run CMD with KUBECONFIG set to a
+#                                                  fresh control plane (and a real node, with the
+#                                                  image imported), then stop everything
 #
 # The build is cached outside the checkout in $C8B_CACHE_DIR (default ~/.cache/camunda-backup-operator).
 # The node changes the host while it runs, and stop-node undoes it: an address 10.254.254.1/32 on lo,
@@ -766,8 +767,9 @@ iptables_remove_cni_masq() {
 # Runs a command with KUBECONFIG pointing at a fresh control plane (with --node, and a real node), then
 # stops everything, whatever the command did.
 run_with() {
-  local node=0
+  local node=0 image=""
   if [ "${1:-}" = "--node" ]; then node=1; shift; fi
+  if [ "${1:-}" = "--image" ]; then image=${2:?usage: run --node --image ARCHIVE -- CMD}; shift 2; fi
   if [ "${1:-}" = "--" ]; then shift; fi
   # Global, not local: the EXIT trap runs after this function has returned.
   RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/c8b-cp.XXXXXX")
@@ -777,6 +779,7 @@ run_with() {
   export KUBECONFIG
   # In a subshell: its own EXIT trap reports a failed start, and this one still stops everything.
   if [ "$node" = 1 ]; then (start_node "$RUN_DIR" >/dev/null); fi
+  if [ -n "$image" ]; then import_image "$RUN_DIR" "$image"; fi
   "$@"
 }
 

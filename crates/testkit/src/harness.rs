@@ -1,5 +1,11 @@
 //! One test's world: a namespace, a Camunda simulator, the node agent and an operator process that
 //! watches only that namespace, so tests run in parallel without seeing each other.
+//!
+//! On a real node (`C8B_OPERATOR_IMAGE` names the operator's image there, as `scripts/fault-suite.sh
+//! --real-node` sets it), the step Jobs run as containers of that image on the node's kubelet instead
+//! of the node agent, and the simulator listens on the node's address so that their Pods reach it.
+//! The operator stays a process beside the node, so that it can be SIGKILLed hundreds of times
+//! without the kubelet's restart back-off or a Lease to wait out after each kill.
 
 use std::{
     future::Future,
@@ -21,6 +27,16 @@ use crate::{
     node_agent,
     support::{TestNamespace, client, install_crds},
 };
+
+/// The operator's image on the real node, when the tests run on one.
+fn real_node_image() -> Option<String> {
+    std::env::var("C8B_OPERATOR_IMAGE")
+        .ok()
+        .filter(|image| !image.is_empty())
+}
+
+/// The real node's address (`scripts/control-plane.sh`), which the host and the Pods both reach.
+const REAL_NODE_IP: &str = "10.254.254.1";
 
 /// The backup ID a started backup recorded.
 pub fn backup_id(backup: &ClusterBackup) -> u64 {
@@ -90,7 +106,7 @@ impl Operator {
             "--namespace".into(),
             namespace.into(),
             "--step-image".into(),
-            "c8b-test".into(),
+            real_node_image().unwrap_or_else(|| "c8b-test".into()),
             // Many operators run side by side in tests: each gets a free port.
             "--http-addr".into(),
             "127.0.0.1:0".into(),
@@ -191,14 +207,21 @@ impl World {
         install_crds(&client).await;
         let ns = TestNamespace::new(&client, prefix).await;
         // The simulator keeps its state in a file, so a test can restart it without losing state.
+        let host = if real_node_image().is_some() {
+            REAL_NODE_IP
+        } else {
+            "127.0.0.1"
+        };
         let sim = Simulator::start(SimulatorConfig {
-            listen: "127.0.0.1:0".parse().expect("address"),
+            listen: format!("{host}:0").parse().expect("address"),
             clusters: Vec::new(),
             state_file: Some(Self::state_file(&ns.name)),
         })
         .await
         .expect("start the simulator");
-        let agent = node_agent::spawn(client.clone(), &ns.name, binary());
+        let agent = real_node_image()
+            .is_none()
+            .then(|| node_agent::spawn(client.clone(), &ns.name, binary()));
         let operator = operator(client.clone(), ns.name.clone()).await;
         Self {
             client,
@@ -215,7 +238,8 @@ pub struct World {
     pub ns: TestNamespace,
     pub sim: SimulatorHandle,
     pub operator: Operator,
-    agent: JoinHandle<()>,
+    /// The node agent that runs step Jobs as processes; none on a real node.
+    agent: Option<JoinHandle<()>>,
 }
 
 impl World {
@@ -379,7 +403,9 @@ impl World {
             },
         )
         .await;
-        self.agent.abort();
+        if let Some(agent) = self.agent {
+            agent.abort();
+        }
         drop(self.operator);
         self.sim.shutdown().await;
     }
