@@ -186,20 +186,15 @@ async fn reconcile(object: Arc<BackupSchedule>, ctx: Arc<Context>) -> Result<Act
     if schedule.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let clusters: Api<CamundaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     let cluster_name = &schedule.spec.cluster_ref.name;
-    // Only whether the cluster exists and is being deleted is read: the store answers, and a cluster it
-    // does not hold (yet) is read from the server before it is reported missing.
-    let found = match ctx.clusters.get(&ObjectRef::new(cluster_name).within(&namespace)) {
-        Some(cached) => Some(CamundaCluster::clone(&cached)),
-        None => clusters
-            .get_opt(cluster_name)
-            .await
-            .map_err(|source| Error::ReadCluster {
-                cluster: cluster_name.clone(),
-                source,
-            })?,
-    };
+    // Only whether the cluster exists and is being deleted is read.
+    let found = ctx
+        .cluster(&namespace, cluster_name)
+        .await
+        .map_err(|source| Error::ReadCluster {
+            cluster: cluster_name.clone(),
+            source,
+        })?;
     // The store may be behind the cluster just read: this read decides.
     if ctx.shard.ownership(found.as_ref().map(|c| c.labels())) == Ownership::OtherShard {
         return Ok(Action::await_change());

@@ -227,23 +227,16 @@ pub(super) async fn apply(
 
     // Fetch only what this phase needs: a backup that has not started needs its cluster and its
     // turn; a running one its Jobs; a finished one nothing.
-    let clusters: Api<CamundaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    // A stale copy from the store is safe: the ID is taken by a write conditional on the cluster's
+    // resourceVersion, which fails (and is retried) when the copy is behind.
     let cluster = if !started && !finished {
         let name = &backup.spec.cluster_ref.name;
-        match ctx.clusters.get(&ObjectRef::new(name).within(&namespace)) {
-            // A stale copy is safe: the ID is taken by a write conditional on the cluster's
-            // resourceVersion, which fails (and is retried) when the copy is behind.
-            Some(cached) => Some(CamundaCluster::clone(&cached)),
-            // Not in the store: read it, so that a cluster created with its backup (GitOps) is not
-            // reported missing while the watch catches up.
-            None => clusters
-                .get_opt(name)
-                .await
-                .map_err(|source| Error::ReadCluster {
-                    cluster: name.clone(),
-                    source,
-                })?,
-        }
+        ctx.cluster(&namespace, name)
+            .await
+            .map_err(|source| Error::ReadCluster {
+                cluster: name.clone(),
+                source,
+            })?
     } else {
         None
     };

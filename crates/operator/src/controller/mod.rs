@@ -233,6 +233,18 @@ impl Context {
         self.backups_by_schedule.get(&self.backups, namespace, label)
     }
 
+    /// Cluster `name` of `namespace` from the store, or read from the server when the store does not
+    /// hold it (yet): a cluster created together with its backup or schedule (GitOps) is then not
+    /// reported missing while the watch catches up.
+    async fn cluster(&self, namespace: &str, name: &str) -> Result<Option<CamundaCluster>, kube::Error> {
+        if let Some(cached) = self.clusters.get(&ObjectRef::new(name).within(namespace)) {
+            return Ok(Some(CamundaCluster::clone(&cached)));
+        }
+        Api::<CamundaCluster>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await
+    }
+
     /// Who acts on the objects of cluster `name` in `namespace`, from the cluster store (no request).
     fn ownership_of_cluster(&self, namespace: &str, name: &str) -> Ownership {
         let cluster = self
