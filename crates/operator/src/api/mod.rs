@@ -9,6 +9,7 @@
 mod backup_schedule;
 mod camunda_cluster;
 mod cluster_backup;
+mod cluster_restore;
 mod component;
 mod condition;
 pub mod duration;
@@ -20,6 +21,7 @@ pub mod version;
 pub use backup_schedule::*;
 pub use camunda_cluster::*;
 pub use cluster_backup::*;
+pub use cluster_restore::*;
 pub use component::Component;
 pub use condition::*;
 pub use version::{CamundaVersion, VersionFamily};

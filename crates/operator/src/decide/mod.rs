@@ -8,5 +8,6 @@ pub mod limits;
 pub mod note;
 pub mod plan;
 pub mod requeue;
+pub mod restore;
 pub mod schedule;
 pub mod shard;
