@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 
 use super::{
     Reply,
-    state::{Api, Backup, COMPLETED, ClusterState, OptimizeSpelling, Phase},
+    state::{Api, Backup, COMPLETED, ClusterState, OptimizeSpelling, Phase, SnapshotPart, SnapshotState},
 };
-use crate::state::Component;
+use crate::{indices, state::Component};
 
 /// `{"message": ...}`, the error body of Zeebe and the web apps.
 fn message(status: StatusCode, text: impl Into<String>) -> Reply {
@@ -198,7 +198,7 @@ struct SnapshotApi {
     component: Component,
     snapshot_prefix: &'static str,
     /// Illustrative; real counts depend on the version's index set.
-    parts: u32,
+    parts: usize,
     optimize: bool,
 }
 
@@ -320,24 +320,38 @@ fn snapshot_take(cluster: &mut ClusterState, api: &SnapshotApi, now: DateTime<Ut
         } else {
             StatusCode::BAD_REQUEST
         };
+        let found: Vec<&str> = existing.parts.iter().map(|p| p.name.as_str()).collect();
         let text = format!(
             "A backup with ID [{id}] already exists. Found snapshots: [{}]",
-            existing.parts.join(", ")
+            found.join(", ")
         );
         return api.error(status, text);
     }
     let version = cluster.settings.version;
-    let parts: Vec<String> = (1..=api.parts)
-        .map(|part| {
-            format!(
+    let contents = indices::split_for_snapshots(
+        &cluster.settings,
+        &cluster.indices,
+        indices::families_of(api.component),
+        api.parts,
+    );
+    let parts: Vec<SnapshotPart> = contents
+        .into_iter()
+        .zip(1..)
+        .map(|(indices, part)| SnapshotPart {
+            name: format!(
                 "{}_{id}_{version}_part_{part}_of_{}",
                 api.snapshot_prefix, api.parts
-            )
+            ),
+            indices,
+            // The web apps and Optimize snapshot their indices only.
+            global_state: false,
+            deleted: false,
         })
         .collect();
+    let names: Vec<String> = parts.iter().map(|p| p.name.clone()).collect();
     // A deleted ID's snapshots are gone, so the web apps and Optimize accept it again (only Zeebe
     // enforces increasing IDs).
-    let backup = cluster.new_backup(api.component, id, now, parts.clone());
+    let backup = cluster.new_backup(api.component, id, now, parts);
     cluster.component_backups(api.component).insert(id, backup);
     cluster.record(now, api.component.into(), "take", Some(id));
     let reply = if api.optimize {
@@ -346,34 +360,45 @@ fn snapshot_take(cluster: &mut ClusterState, api: &SnapshotApi, now: DateTime<Ut
             json!({ "message": format!("Backup creation for ID {id} has been scheduled. Use the GET API to monitor completion of backup process") }),
         )
     } else {
-        Reply::json(StatusCode::OK, json!({ "scheduledSnapshots": parts }))
+        Reply::json(StatusCode::OK, json!({ "scheduledSnapshots": names }))
     };
     reply.changed()
 }
 
-/// The backup as derived from its snapshots (§3.3): a failure shows on the last part; an incomplete
-/// backup lacks its last part and, in the web apps, reads `IN_PROGRESS` until the incomplete-check
-/// timeout has passed since it ended.
+/// The backup as derived from its snapshots (§3.3): all expected parts `SUCCESS` → COMPLETED; else any
+/// FAILED/PARTIAL → FAILED; any INCOMPATIBLE → INCOMPATIBLE; any IN_PROGRESS → IN_PROGRESS; fewer parts
+/// than expected → INCOMPLETE, which the web apps (not Optimize) report as IN_PROGRESS until the
+/// incomplete-check timeout has passed since the backup ended.
 fn snapshot_info(
     cluster: &mut ClusterState,
     api: &SnapshotApi,
     backup: &Backup,
     now: DateTime<Utc>,
 ) -> Value {
-    let outcome = backup.outcome.state.as_str();
-    let incomplete_until = backup.completes_at
-        + chrono::Duration::milliseconds(
-            i64::try_from(cluster.settings.incomplete_check_timeout_ms).unwrap_or(i64::MAX),
-        );
-    let (state, last_part) = match backup.phase(now) {
-        Phase::InProgress | Phase::Deleted => ("IN_PROGRESS", Some("IN_PROGRESS")),
-        Phase::Done if backup.succeeded() => (COMPLETED, Some("SUCCESS")),
-        Phase::Done if outcome == "INCOMPLETE" && !api.optimize && now < incomplete_until => {
-            ("IN_PROGRESS", None)
+    let present: Vec<(&SnapshotPart, SnapshotState)> = backup
+        .parts
+        .iter()
+        .enumerate()
+        .filter_map(|(index, part)| backup.part_state(index, now).map(|state| (part, state)))
+        .collect();
+    let any = |wanted: fn(SnapshotState) -> bool| present.iter().any(|(_, state)| wanted(*state));
+    let incomplete_until = backup.completes_at + cluster.settings.incomplete_check_span();
+    let state = if present.len() == backup.parts.len() && !any(|s| s != SnapshotState::Success) {
+        COMPLETED
+    } else if any(SnapshotState::failed_shards) {
+        "FAILED"
+    } else if any(|s| s == SnapshotState::Incompatible) {
+        "INCOMPATIBLE"
+    } else if any(|s| s == SnapshotState::InProgress) {
+        "IN_PROGRESS"
+    } else if present.len() < backup.parts.len() {
+        if !api.optimize && now < incomplete_until {
+            "IN_PROGRESS"
+        } else {
+            "INCOMPLETE"
         }
-        Phase::Done if outcome == "INCOMPLETE" => ("INCOMPLETE", None),
-        Phase::Done if outcome == "INCOMPATIBLE" => ("INCOMPATIBLE", Some("INCOMPATIBLE")),
-        Phase::Done => ("FAILED", Some("FAILED")),
+    } else {
+        "FAILED"
     };
     let state = match (state, api.optimize, cluster.settings.optimize_spelling) {
         (COMPLETED, true, OptimizeSpelling::Complete) => "COMPLETE",
@@ -387,40 +412,34 @@ fn snapshot_info(
         }
         (state, _, _) => state,
     };
-    let count = backup.parts.len();
-    let details: Vec<Value> = backup
-        .parts
+    let details: Vec<Value> = present
         .iter()
-        .enumerate()
-        .filter_map(|(i, name)| {
-            let is_last = i + 1 == count;
-            let part_state = if !is_last {
-                if backup.phase(now) == Phase::InProgress {
-                    "IN_PROGRESS"
-                } else {
-                    "SUCCESS"
-                }
-            } else {
-                last_part?
-            };
-            let failures = if part_state == "FAILED" {
+        .map(|(part, part_state)| {
+            let failures = if part_state.failed_shards() {
                 json!([backup.outcome.failure_reason])
             } else {
                 json!([])
             };
-            Some(json!({
-                "snapshotName": name,
-                "state": part_state,
+            json!({
+                "snapshotName": part.name,
+                "state": part_state.as_str(),
                 "startTime": backup.started_at.to_rfc3339(),
                 "failures": failures,
-            }))
+            })
         })
         .collect();
     let mut info = json!({ "backupId": backup.id, "state": state, "details": details });
     if state == "FAILED" {
-        let failed = backup.parts.last().cloned().unwrap_or_default();
+        let failed: Vec<&str> = present
+            .iter()
+            .filter(|(_, s)| s.failed_shards())
+            .map(|(part, _)| part.name.as_str())
+            .collect();
         let reason = backup.outcome.failure_reason.clone().unwrap_or_default();
-        info["failureReason"] = json!(format!("Some of the snapshots failed: [{failed}]: {reason}"));
+        info["failureReason"] = json!(format!(
+            "Some of the snapshots failed: [{}]: {reason}",
+            failed.join(", ")
+        ));
     }
     info
 }

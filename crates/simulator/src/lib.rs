@@ -6,8 +6,31 @@
 //! `/c/tasklist` (8.2–8.7), `/c/orchestration` (8.8+: `backupRuntime`, `backupHistory` and exporting on one
 //! app), `/c/optimize` and `/c/elasticsearch`; the real actuator / Elasticsearch paths follow the prefix.
 //! `/_sim/` is the admin API (clusters, state and event log, fault injection).
+//!
+//! The simulated search engine holds indices with document counts, seeded per version with the apps'
+//! index families (prefixes in [`IndexPrefixes`]) and a few indices that are not the cluster's
+//! (`indices::FOREIGN_INDICES`). Every backup of the web apps and Optimize is also the
+//! `camunda_<app>_<id>_<version>_part_k_of_n` snapshots in the repository, and every snapshot holds its
+//! indices' counts, so a restore can be checked against the backup point. The restore side of
+//! Elasticsearch (`camunda-restore.md`), under `/c/elasticsearch`:
+//!
+//! - `GET /_cat/indices[/<expression>][?format=json&h=...]`: a restoring index is `red` without a count;
+//! - `DELETE /<name>,<name>...[?ignore_unavailable=true]`: exactly those indices; wildcards and `_all`
+//!   are 400 `illegal_argument_exception` while `destructiveRequiresName` holds (the default);
+//! - `GET /_snapshot/<repo>/<_all|names|patterns>[?ignore_unavailable=true]`;
+//! - `POST /_snapshot/<repo>/<snapshot>/_restore[?wait_for_completion=true]` (body optional), refused
+//!   with Elasticsearch's 500 `snapshot_restore_exception` over an open index of the same name, for a
+//!   snapshot the repository does not list (also one still in progress), or in a state that cannot be
+//!   restored; restored indices recover for the cluster's backup duration, at once when waiting;
+//! - `GET /_cat/recovery[/<expression>][?format=json&active_only=true]` and
+//!   `GET /<expression>/_recovery`: `stage` is `done` (`DONE`) only once the restore has finished.
+//!
+//! `POST /_sim/clusters/{name}/data/advance` (body `{"documents": N}`, default 10) lets the apps write to
+//! their own indices; the calls above are events (`records:delete-index` with the names deleted,
+//! `records:restore` with the snapshot) and fault-injection target `records`.
 
 mod camunda;
+mod indices;
 mod search;
 pub mod state;
 mod version;
@@ -32,13 +55,14 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tower::ServiceExt;
 
 pub use state::{
-    Api, ClusterSettings, ClusterState, Event, FailBackups, Fault, OptimizeSpelling, RequiredCredentials,
+    Api, ClusterSettings, ClusterState, Event, FailBackups, Fault, IndexPrefixes, IndexRestore,
+    OptimizeSpelling, RequiredCredentials, SearchIndex, SnapshotPart,
 };
 
 pub use state::{Component, SearchFlavor};
@@ -199,6 +223,16 @@ impl Shared {
         if let Err(error) = result {
             tracing::warn!(path = %path.display(), %error, "cannot write the simulator state file");
         }
+    }
+
+    /// The apps of cluster `name` write `documents` more into each of their indices; `None` for an
+    /// unknown cluster, else the indices written to.
+    fn advance_data(&self, name: &str, documents: u64) -> Option<Vec<String>> {
+        let mut clusters = self.lock();
+        let cluster = clusters.get_mut(name)?;
+        let written = indices::advance(&cluster.settings, &mut cluster.indices, documents, Utc::now());
+        self.persist(&clusters);
+        Some(written)
     }
 
     fn put_cluster(&self, name: &str, settings: ClusterSettings) -> Result<(), String> {
@@ -392,6 +426,13 @@ impl SimulatorHandle {
         true
     }
 
+    /// The cluster's apps write `documents` more into every index of their own (what
+    /// `POST /_sim/clusters/{name}/data/advance` does); `None` for an unknown cluster, else the indices
+    /// written to.
+    pub fn advance_data(&self, cluster: &str, documents: u64) -> Option<Vec<String>> {
+        self.shared.advance_data(cluster, documents)
+    }
+
     pub fn clear_faults(&self, cluster: &str) {
         let mut clusters = self.shared.lock();
         if let Some(state) = clusters.get_mut(cluster) {
@@ -456,6 +497,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/clusters", get(admin_list))
         .route("/_sim/clusters/{name}", get(admin_get).put(admin_put))
         .route(
+            "/_sim/clusters/{name}/data/advance",
+            axum::routing::post(admin_advance),
+        )
+        .route(
             "/_sim/clusters/{name}/faults",
             axum::routing::delete(admin_clear_faults),
         )
@@ -507,6 +552,41 @@ async fn admin_put(
     match shared.put_cluster(&name, settings) {
         Ok(()) => admin_get(State(shared), UrlPath(name)).await,
         Err(message) => admin_error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+/// The body of `POST /_sim/clusters/{name}/data/advance`; an empty body takes the defaults.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AdvanceRequest {
+    #[serde(default = "default_advance_documents")]
+    documents: u64,
+}
+
+fn default_advance_documents() -> u64 {
+    10
+}
+
+/// `POST /_sim/clusters/{name}/data/advance`: the cluster's apps keep running, so its own indices gain
+/// documents. Answers `{"documents": N, "indices": [written]}`.
+async fn admin_advance(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(name): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let request = if body.iter().all(u8::is_ascii_whitespace) {
+        AdvanceRequest {
+            documents: default_advance_documents(),
+        }
+    } else {
+        match serde_json::from_slice::<AdvanceRequest>(&body) {
+            Ok(request) => request,
+            Err(error) => return admin_error(StatusCode::BAD_REQUEST, format!("invalid body: {error}")),
+        }
+    };
+    match shared.advance_data(&name, request.documents) {
+        Some(written) => Json(json!({ "documents": request.documents, "indices": written })).into_response(),
+        None => admin_error(StatusCode::NOT_FOUND, format!("no cluster {name}")),
     }
 }
 
@@ -563,15 +643,21 @@ async fn component_api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    let decoded: Vec<String> = uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let query: Vec<(String, String)> = uri
         .query()
         .unwrap_or_default()
         .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (pair.to_string(), String::new()),
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(pair), String::new()),
         })
         .collect();
     let [cluster_name, app, rest @ ..] = segments.as_slice() else {
@@ -651,6 +737,32 @@ async fn component_api(
         shared.persist(&clusters);
     }
     reply.into_response()
+}
+
+/// Undoes `%XX` escapes, so that a client that escapes `*` or `,` in an index expression is understood
+/// as Elasticsearch understands it; anything that is not a valid escape stays as it is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 /// The `camunda-simulator` command line.
