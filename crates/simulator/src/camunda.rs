@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 
 use super::{
     Reply,
-    state::{Api, Backup, COMPLETED, ClusterState, OptimizeSpelling, Phase, SnapshotPart, SnapshotState},
+    state::{
+        Api, Backup, COMPLETED, ClusterState, OptimizeSpelling, Phase, SnapshotPart, SnapshotState,
+        StoreBackup, StorePartition, StoredPartitions,
+    },
 };
 use crate::{indices, state::Component};
 
@@ -38,15 +41,17 @@ fn parse_path_id(text: &str) -> Option<u64> {
 }
 
 /// Zeebe's `/actuator/backups` (≤8.7) or `/actuator/backupRuntime` (8.8+); `rest` follows the endpoint.
+/// `stored` is what the registered brokers hold, for a backup taken now.
 pub fn zeebe(
     cluster: &mut ClusterState,
     now: DateTime<Utc>,
     method: &Method,
     rest: &[&str],
     body: &[u8],
+    stored: Option<StoredPartitions>,
 ) -> Reply {
     match (method, rest) {
-        (&Method::POST, []) => zeebe_take(cluster, now, body),
+        (&Method::POST, []) => zeebe_take(cluster, now, body, stored),
         (&Method::GET, []) => {
             let shows_deleted = cluster.settings.version.may_run_own_scheduler();
             let mut backups: Vec<&Backup> = cluster
@@ -93,7 +98,12 @@ pub fn zeebe(
     }
 }
 
-fn zeebe_take(cluster: &mut ClusterState, now: DateTime<Utc>, body: &[u8]) -> Reply {
+fn zeebe_take(
+    cluster: &mut ClusterState,
+    now: DateTime<Utc>,
+    body: &[u8],
+    stored: Option<StoredPartitions>,
+) -> Reply {
     let own_scheduler = cluster.settings.own_scheduler && cluster.settings.version.may_run_own_scheduler();
     let requested = match requested_id(body) {
         Ok(id) => id,
@@ -130,7 +140,8 @@ fn zeebe_take(cluster: &mut ClusterState, now: DateTime<Utc>, body: &[u8]) -> Re
             format!("A backup with id {id} already exists, or a backup with a higher id ({highest}) exists"),
         );
     }
-    let backup = cluster.new_backup(Component::Zeebe, id, now, Vec::new());
+    let mut backup = cluster.new_backup(Component::Zeebe, id, now, Vec::new());
+    backup.stored = stored;
     cluster.component_backups(Component::Zeebe).insert(id, backup);
     cluster.record(now, Api::Zeebe, "take", Some(id));
     let endpoint = if cluster.settings.version.is_orchestration_cluster() {
@@ -147,29 +158,65 @@ fn zeebe_take(cluster: &mut ClusterState, now: DateTime<Utc>, body: &[u8]) -> Re
     Reply::json(StatusCode::ACCEPTED, answer).changed()
 }
 
-/// Zeebe's `BackupInfo` with one detail per partition; a failure is reported by partition 1, the
-/// aggregate follows the OAS rule (any FAILED → FAILED, else any DOES_NOT_EXIST → INCOMPLETE).
-fn zeebe_info(cluster: &ClusterState, backup: &Backup, now: DateTime<Utc>) -> Value {
-    let (aggregate, first_partition) = match backup.phase(now) {
-        Phase::InProgress => ("IN_PROGRESS", "IN_PROGRESS"),
-        Phase::Deleted => ("DELETED", "DELETED"),
-        Phase::Done if backup.succeeded() => (COMPLETED, COMPLETED),
-        Phase::Done if backup.outcome.state == "INCOMPLETE" => ("INCOMPLETE", "DOES_NOT_EXIST"),
-        Phase::Done => (backup.outcome.state.as_str(), backup.outcome.state.as_str()),
+/// The state of each partition's share of a Zeebe backup, and their aggregate by the OAS rule (any
+/// FAILED → FAILED, else any DOES_NOT_EXIST → INCOMPLETE, else any IN_PROGRESS → IN_PROGRESS). A failure
+/// is reported by partition 1; a partition that no registered broker held when the backup was taken
+/// does not exist.
+fn zeebe_states<'a>(
+    cluster: &ClusterState,
+    backup: &'a Backup,
+    now: DateTime<Utc>,
+) -> (&'a str, Vec<(u32, &'a str)>) {
+    let count = backup
+        .stored
+        .as_ref()
+        .map_or(cluster.settings.partitions, |stored| stored.partition_count)
+        .max(1);
+    let missing = |partition: u32| {
+        backup
+            .stored
+            .as_ref()
+            .is_some_and(|stored| !stored.partitions.contains_key(&partition))
     };
+    let partitions: Vec<(u32, &str)> = (1..=count)
+        .map(|partition| {
+            let state = match backup.phase(now) {
+                Phase::InProgress => "IN_PROGRESS",
+                Phase::Deleted => "DELETED",
+                Phase::Done if missing(partition) => "DOES_NOT_EXIST",
+                Phase::Done if partition > 1 || backup.succeeded() => COMPLETED,
+                Phase::Done if backup.outcome.state == "INCOMPLETE" => "DOES_NOT_EXIST",
+                Phase::Done => backup.outcome.state.as_str(),
+            };
+            (partition, state)
+        })
+        .collect();
+    let any = |wanted: &str| partitions.iter().any(|(_, state)| *state == wanted);
+    let aggregate = if any("FAILED") {
+        "FAILED"
+    } else if any("DOES_NOT_EXIST") {
+        "INCOMPLETE"
+    } else if any("IN_PROGRESS") {
+        "IN_PROGRESS"
+    } else {
+        partitions
+            .iter()
+            .map(|(_, state)| *state)
+            .find(|state| *state != COMPLETED)
+            .unwrap_or(COMPLETED)
+    };
+    (aggregate, partitions)
+}
+
+/// Zeebe's `BackupInfo` with one detail per partition.
+fn zeebe_info(cluster: &ClusterState, backup: &Backup, now: DateTime<Utc>) -> Value {
+    let (aggregate, partitions) = zeebe_states(cluster, backup, now);
     let failure = (aggregate == "FAILED")
         .then(|| backup.outcome.failure_reason.clone())
         .flatten();
-    let partitions = cluster.settings.partitions.max(1);
-    let details: Vec<Value> = (1..=partitions)
-        .map(|partition| {
-            let state = if partition == 1 {
-                first_partition
-            } else if aggregate == "IN_PROGRESS" || aggregate == "DELETED" {
-                aggregate
-            } else {
-                COMPLETED
-            };
+    let details: Vec<Value> = partitions
+        .into_iter()
+        .map(|(partition, state)| {
             let mut detail = json!({
                 "partitionId": partition,
                 "state": state,
@@ -191,6 +238,31 @@ fn zeebe_info(cluster: &ClusterState, backup: &Backup, now: DateTime<Utc>) -> Va
         info["failureReason"] = json!(reason);
     }
     info
+}
+
+/// What Zeebe's backup store holds of backup `id`: `None` when there is no such backup (a deleted one
+/// is gone from the store). Only the partitions the registered brokers held when it was taken have
+/// data.
+pub fn zeebe_store(cluster: &ClusterState, id: u64, now: DateTime<Utc>) -> Option<StoreBackup> {
+    let backup = cluster
+        .backup(Component::Zeebe, id)
+        .filter(|b| b.phase(now) != Phase::Deleted)?;
+    let (aggregate, states) = zeebe_states(cluster, backup, now);
+    let stored = backup.stored.as_ref();
+    let partitions = states
+        .into_iter()
+        .filter_map(|(partition, state)| {
+            let content = *stored?.partitions.get(&partition)?;
+            let state = state.to_string();
+            Some((partition, StorePartition { state, content }))
+        })
+        .collect();
+    Some(StoreBackup {
+        backup_id: id,
+        state: aggregate.to_string(),
+        partition_count: stored.map_or(cluster.settings.partitions, |s| s.partition_count),
+        partitions,
+    })
 }
 
 /// How the ES/OS-snapshot-based backup APIs (Operate, Tasklist, web apps, Optimize) differ.

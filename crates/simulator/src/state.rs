@@ -325,6 +325,56 @@ pub struct Backup {
     /// snapshot itself. Zeebe's own backups have none.
     #[serde(default)]
     pub parts: Vec<SnapshotPart>,
+    /// A Zeebe backup taken while simulated brokers were registered: what it stored of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<StoredPartitions>,
+}
+
+/// What one partition of a simulated broker holds: how far its log has come.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionState {
+    pub position: u64,
+}
+
+/// What a Zeebe backup put into the backup store from the registered brokers: the partition count
+/// of the cluster (the backup descriptor's `numberOfPartitions`) and each partition's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredPartitions {
+    pub partition_count: u32,
+    pub partitions: BTreeMap<u32, PartitionState>,
+}
+
+/// `GET /state` of a simulated broker: its place in the cluster and the partitions it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerView {
+    pub node_id: u32,
+    pub cluster_size: u32,
+    pub partition_count: u32,
+    pub replication_factor: u32,
+    pub partitions: BTreeMap<u32, PartitionState>,
+}
+
+/// `GET /_sim/clusters/{name}/zeebe-store/{id}`: what the backup store holds of one Zeebe backup, as
+/// the restore program reads it. `partitions` lists the partitions the store has data of, each with
+/// its own backup state (only `COMPLETED` ones can be restored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreBackup {
+    pub backup_id: u64,
+    pub state: String,
+    pub partition_count: u32,
+    pub partitions: BTreeMap<u32, StorePartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorePartition {
+    pub state: String,
+    #[serde(flatten)]
+    pub content: PartitionState,
 }
 
 /// The life of a backup as its API reports it, before per-API spelling.
@@ -530,6 +580,15 @@ impl SearchIndex {
     }
 }
 
+/// A simulated broker (`camunda-simulator broker`) that registered with its cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredBroker {
+    /// Where it serves `GET /state` and `POST /advance`.
+    pub url: String,
+    pub registered_at: DateTime<Utc>,
+}
+
 /// Everything the simulator keeps about one cluster.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -547,6 +606,9 @@ pub struct ClusterState {
     /// The search engine's indices by name: the apps' own and some that are not the cluster's.
     #[serde(default)]
     pub indices: BTreeMap<String, SearchIndex>,
+    /// Simulated brokers by node id. While there are any, a Zeebe backup stores their partitions.
+    #[serde(default)]
+    pub brokers: BTreeMap<u32, RegisteredBroker>,
     #[serde(default)]
     pub exporting: ExportingState,
     #[serde(default)]
@@ -570,6 +632,7 @@ impl ClusterState {
     pub fn new(settings: ClusterSettings) -> Self {
         ClusterState {
             indices: crate::indices::seed(&settings),
+            brokers: BTreeMap::new(),
             settings,
             backups: BTreeMap::new(),
             snapshots: BTreeMap::new(),
@@ -636,6 +699,7 @@ impl ClusterState {
             outcome,
             deleted_at: None,
             parts,
+            stored: None,
         }
     }
 

@@ -268,8 +268,13 @@ async fn advance_writes_to_the_clusters_own_indices_and_nothing_else() {
         assert_eq!(written.contains(&name.as_str()), own, "{name}");
     }
     // The handle does the same, and knows no unknown cluster.
-    assert_eq!(sim.advance_data("c", 1).unwrap().len(), written.len());
-    assert!(sim.advance_data("nope", 1).is_none());
+    let report = sim.advance_data("c", 1).await.unwrap();
+    assert_eq!(report.indices.len(), written.len());
+    assert!(report.brokers.is_empty());
+    assert_eq!(
+        sim.advance_data("nope", 1).await.unwrap_err().reason(),
+        "UnknownCluster"
+    );
     sim.shutdown().await;
 }
 
