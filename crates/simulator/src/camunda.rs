@@ -360,6 +360,9 @@ pub fn snapshot_backups(
             match cluster.component_backups(component).get_mut(&id) {
                 Some(b) if b.deleted_at.is_none() => {
                     b.deleted_at = Some(now);
+                    // Its snapshots are gone; dropping what they held keeps the state file small
+                    // under long runs that take and delete many backups.
+                    b.parts.iter_mut().for_each(|part| part.indices.clear());
                     cluster.record(now, component.into(), "delete", Some(id));
                     Reply::empty(StatusCode::NO_CONTENT).changed()
                 }
