@@ -8,9 +8,12 @@ use serde_json::{Value, json};
 
 use super::{
     Reply,
-    state::{Api, Backup, COMPLETED, ClusterState, OptimizeSpelling, Phase},
+    state::{
+        Api, Backup, COMPLETED, ClusterState, OptimizeSpelling, Phase, SnapshotPart, SnapshotState,
+        StoreBackup, StorePartition, StoredPartitions,
+    },
 };
-use crate::state::Component;
+use crate::{indices, state::Component};
 
 /// `{"message": ...}`, the error body of Zeebe and the web apps.
 fn message(status: StatusCode, text: impl Into<String>) -> Reply {
@@ -38,15 +41,17 @@ fn parse_path_id(text: &str) -> Option<u64> {
 }
 
 /// Zeebe's `/actuator/backups` (≤8.7) or `/actuator/backupRuntime` (8.8+); `rest` follows the endpoint.
+/// `stored` is what the registered brokers hold, for a backup taken now.
 pub fn zeebe(
     cluster: &mut ClusterState,
     now: DateTime<Utc>,
     method: &Method,
     rest: &[&str],
     body: &[u8],
+    stored: Option<StoredPartitions>,
 ) -> Reply {
     match (method, rest) {
-        (&Method::POST, []) => zeebe_take(cluster, now, body),
+        (&Method::POST, []) => zeebe_take(cluster, now, body, stored),
         (&Method::GET, []) => {
             let shows_deleted = cluster.settings.version.may_run_own_scheduler();
             let mut backups: Vec<&Backup> = cluster
@@ -93,7 +98,12 @@ pub fn zeebe(
     }
 }
 
-fn zeebe_take(cluster: &mut ClusterState, now: DateTime<Utc>, body: &[u8]) -> Reply {
+fn zeebe_take(
+    cluster: &mut ClusterState,
+    now: DateTime<Utc>,
+    body: &[u8],
+    stored: Option<StoredPartitions>,
+) -> Reply {
     let own_scheduler = cluster.settings.own_scheduler && cluster.settings.version.may_run_own_scheduler();
     let requested = match requested_id(body) {
         Ok(id) => id,
@@ -130,7 +140,8 @@ fn zeebe_take(cluster: &mut ClusterState, now: DateTime<Utc>, body: &[u8]) -> Re
             format!("A backup with id {id} already exists, or a backup with a higher id ({highest}) exists"),
         );
     }
-    let backup = cluster.new_backup(Component::Zeebe, id, now, Vec::new());
+    let mut backup = cluster.new_backup(Component::Zeebe, id, now, Vec::new());
+    backup.stored = stored;
     cluster.component_backups(Component::Zeebe).insert(id, backup);
     cluster.record(now, Api::Zeebe, "take", Some(id));
     let endpoint = if cluster.settings.version.is_orchestration_cluster() {
@@ -147,29 +158,65 @@ fn zeebe_take(cluster: &mut ClusterState, now: DateTime<Utc>, body: &[u8]) -> Re
     Reply::json(StatusCode::ACCEPTED, answer).changed()
 }
 
-/// Zeebe's `BackupInfo` with one detail per partition; a failure is reported by partition 1, the
-/// aggregate follows the OAS rule (any FAILED → FAILED, else any DOES_NOT_EXIST → INCOMPLETE).
-fn zeebe_info(cluster: &ClusterState, backup: &Backup, now: DateTime<Utc>) -> Value {
-    let (aggregate, first_partition) = match backup.phase(now) {
-        Phase::InProgress => ("IN_PROGRESS", "IN_PROGRESS"),
-        Phase::Deleted => ("DELETED", "DELETED"),
-        Phase::Done if backup.succeeded() => (COMPLETED, COMPLETED),
-        Phase::Done if backup.outcome.state == "INCOMPLETE" => ("INCOMPLETE", "DOES_NOT_EXIST"),
-        Phase::Done => (backup.outcome.state.as_str(), backup.outcome.state.as_str()),
+/// The state of each partition's share of a Zeebe backup, and their aggregate by the OAS rule (any
+/// FAILED → FAILED, else any DOES_NOT_EXIST → INCOMPLETE, else any IN_PROGRESS → IN_PROGRESS). A failure
+/// is reported by partition 1; a partition that no registered broker held when the backup was taken
+/// does not exist.
+fn zeebe_states<'a>(
+    cluster: &ClusterState,
+    backup: &'a Backup,
+    now: DateTime<Utc>,
+) -> (&'a str, Vec<(u32, &'a str)>) {
+    let count = backup
+        .stored
+        .as_ref()
+        .map_or(cluster.settings.partitions, |stored| stored.partition_count)
+        .max(1);
+    let missing = |partition: u32| {
+        backup
+            .stored
+            .as_ref()
+            .is_some_and(|stored| !stored.partitions.contains_key(&partition))
     };
+    let partitions: Vec<(u32, &str)> = (1..=count)
+        .map(|partition| {
+            let state = match backup.phase(now) {
+                Phase::InProgress => "IN_PROGRESS",
+                Phase::Deleted => "DELETED",
+                Phase::Done if missing(partition) => "DOES_NOT_EXIST",
+                Phase::Done if partition > 1 || backup.succeeded() => COMPLETED,
+                Phase::Done if backup.outcome.state == "INCOMPLETE" => "DOES_NOT_EXIST",
+                Phase::Done => backup.outcome.state.as_str(),
+            };
+            (partition, state)
+        })
+        .collect();
+    let any = |wanted: &str| partitions.iter().any(|(_, state)| *state == wanted);
+    let aggregate = if any("FAILED") {
+        "FAILED"
+    } else if any("DOES_NOT_EXIST") {
+        "INCOMPLETE"
+    } else if any("IN_PROGRESS") {
+        "IN_PROGRESS"
+    } else {
+        partitions
+            .iter()
+            .map(|(_, state)| *state)
+            .find(|state| *state != COMPLETED)
+            .unwrap_or(COMPLETED)
+    };
+    (aggregate, partitions)
+}
+
+/// Zeebe's `BackupInfo` with one detail per partition.
+fn zeebe_info(cluster: &ClusterState, backup: &Backup, now: DateTime<Utc>) -> Value {
+    let (aggregate, partitions) = zeebe_states(cluster, backup, now);
     let failure = (aggregate == "FAILED")
         .then(|| backup.outcome.failure_reason.clone())
         .flatten();
-    let partitions = cluster.settings.partitions.max(1);
-    let details: Vec<Value> = (1..=partitions)
-        .map(|partition| {
-            let state = if partition == 1 {
-                first_partition
-            } else if aggregate == "IN_PROGRESS" || aggregate == "DELETED" {
-                aggregate
-            } else {
-                COMPLETED
-            };
+    let details: Vec<Value> = partitions
+        .into_iter()
+        .map(|(partition, state)| {
             let mut detail = json!({
                 "partitionId": partition,
                 "state": state,
@@ -193,12 +240,37 @@ fn zeebe_info(cluster: &ClusterState, backup: &Backup, now: DateTime<Utc>) -> Va
     info
 }
 
+/// What Zeebe's backup store holds of backup `id`: `None` when there is no such backup (a deleted one
+/// is gone from the store). Only the partitions the registered brokers held when it was taken have
+/// data.
+pub fn zeebe_store(cluster: &ClusterState, id: u64, now: DateTime<Utc>) -> Option<StoreBackup> {
+    let backup = cluster
+        .backup(Component::Zeebe, id)
+        .filter(|b| b.phase(now) != Phase::Deleted)?;
+    let (aggregate, states) = zeebe_states(cluster, backup, now);
+    let stored = backup.stored.as_ref();
+    let partitions = states
+        .into_iter()
+        .filter_map(|(partition, state)| {
+            let content = *stored?.partitions.get(&partition)?;
+            let state = state.to_string();
+            Some((partition, StorePartition { state, content }))
+        })
+        .collect();
+    Some(StoreBackup {
+        backup_id: id,
+        state: aggregate.to_string(),
+        partition_count: stored.map_or(cluster.settings.partitions, |s| s.partition_count),
+        partitions,
+    })
+}
+
 /// How the ES/OS-snapshot-based backup APIs (Operate, Tasklist, web apps, Optimize) differ.
 struct SnapshotApi {
     component: Component,
     snapshot_prefix: &'static str,
     /// Illustrative; real counts depend on the version's index set.
-    parts: u32,
+    parts: usize,
     optimize: bool,
 }
 
@@ -288,6 +360,9 @@ pub fn snapshot_backups(
             match cluster.component_backups(component).get_mut(&id) {
                 Some(b) if b.deleted_at.is_none() => {
                     b.deleted_at = Some(now);
+                    // Its snapshots are gone; dropping what they held keeps the state file small
+                    // under long runs that take and delete many backups.
+                    b.parts.iter_mut().for_each(|part| part.indices.clear());
                     cluster.record(now, component.into(), "delete", Some(id));
                     Reply::empty(StatusCode::NO_CONTENT).changed()
                 }
@@ -320,24 +395,38 @@ fn snapshot_take(cluster: &mut ClusterState, api: &SnapshotApi, now: DateTime<Ut
         } else {
             StatusCode::BAD_REQUEST
         };
+        let found: Vec<&str> = existing.parts.iter().map(|p| p.name.as_str()).collect();
         let text = format!(
             "A backup with ID [{id}] already exists. Found snapshots: [{}]",
-            existing.parts.join(", ")
+            found.join(", ")
         );
         return api.error(status, text);
     }
     let version = cluster.settings.version;
-    let parts: Vec<String> = (1..=api.parts)
-        .map(|part| {
-            format!(
+    let contents = indices::split_for_snapshots(
+        &cluster.settings,
+        &cluster.indices,
+        indices::families_of(api.component),
+        api.parts,
+    );
+    let parts: Vec<SnapshotPart> = contents
+        .into_iter()
+        .zip(1..)
+        .map(|(indices, part)| SnapshotPart {
+            name: format!(
                 "{}_{id}_{version}_part_{part}_of_{}",
                 api.snapshot_prefix, api.parts
-            )
+            ),
+            indices,
+            // The web apps and Optimize snapshot their indices only.
+            global_state: false,
+            deleted: false,
         })
         .collect();
+    let names: Vec<String> = parts.iter().map(|p| p.name.clone()).collect();
     // A deleted ID's snapshots are gone, so the web apps and Optimize accept it again (only Zeebe
     // enforces increasing IDs).
-    let backup = cluster.new_backup(api.component, id, now, parts.clone());
+    let backup = cluster.new_backup(api.component, id, now, parts);
     cluster.component_backups(api.component).insert(id, backup);
     cluster.record(now, api.component.into(), "take", Some(id));
     let reply = if api.optimize {
@@ -346,34 +435,45 @@ fn snapshot_take(cluster: &mut ClusterState, api: &SnapshotApi, now: DateTime<Ut
             json!({ "message": format!("Backup creation for ID {id} has been scheduled. Use the GET API to monitor completion of backup process") }),
         )
     } else {
-        Reply::json(StatusCode::OK, json!({ "scheduledSnapshots": parts }))
+        Reply::json(StatusCode::OK, json!({ "scheduledSnapshots": names }))
     };
     reply.changed()
 }
 
-/// The backup as derived from its snapshots (§3.3): a failure shows on the last part; an incomplete
-/// backup lacks its last part and, in the web apps, reads `IN_PROGRESS` until the incomplete-check
-/// timeout has passed since it ended.
+/// The backup as derived from its snapshots (§3.3): all expected parts `SUCCESS` → COMPLETED; else any
+/// FAILED/PARTIAL → FAILED; any INCOMPATIBLE → INCOMPATIBLE; any IN_PROGRESS → IN_PROGRESS; fewer parts
+/// than expected → INCOMPLETE, which the web apps (not Optimize) report as IN_PROGRESS until the
+/// incomplete-check timeout has passed since the backup ended.
 fn snapshot_info(
     cluster: &mut ClusterState,
     api: &SnapshotApi,
     backup: &Backup,
     now: DateTime<Utc>,
 ) -> Value {
-    let outcome = backup.outcome.state.as_str();
-    let incomplete_until = backup.completes_at
-        + chrono::Duration::milliseconds(
-            i64::try_from(cluster.settings.incomplete_check_timeout_ms).unwrap_or(i64::MAX),
-        );
-    let (state, last_part) = match backup.phase(now) {
-        Phase::InProgress | Phase::Deleted => ("IN_PROGRESS", Some("IN_PROGRESS")),
-        Phase::Done if backup.succeeded() => (COMPLETED, Some("SUCCESS")),
-        Phase::Done if outcome == "INCOMPLETE" && !api.optimize && now < incomplete_until => {
-            ("IN_PROGRESS", None)
+    let present: Vec<(&SnapshotPart, SnapshotState)> = backup
+        .parts
+        .iter()
+        .enumerate()
+        .filter_map(|(index, part)| backup.part_state(index, now).map(|state| (part, state)))
+        .collect();
+    let any = |wanted: fn(SnapshotState) -> bool| present.iter().any(|(_, state)| wanted(*state));
+    let incomplete_until = backup.completes_at + cluster.settings.incomplete_check_span();
+    let state = if present.len() == backup.parts.len() && !any(|s| s != SnapshotState::Success) {
+        COMPLETED
+    } else if any(SnapshotState::failed_shards) {
+        "FAILED"
+    } else if any(|s| s == SnapshotState::Incompatible) {
+        "INCOMPATIBLE"
+    } else if any(|s| s == SnapshotState::InProgress) {
+        "IN_PROGRESS"
+    } else if present.len() < backup.parts.len() {
+        if !api.optimize && now < incomplete_until {
+            "IN_PROGRESS"
+        } else {
+            "INCOMPLETE"
         }
-        Phase::Done if outcome == "INCOMPLETE" => ("INCOMPLETE", None),
-        Phase::Done if outcome == "INCOMPATIBLE" => ("INCOMPATIBLE", Some("INCOMPATIBLE")),
-        Phase::Done => ("FAILED", Some("FAILED")),
+    } else {
+        "FAILED"
     };
     let state = match (state, api.optimize, cluster.settings.optimize_spelling) {
         (COMPLETED, true, OptimizeSpelling::Complete) => "COMPLETE",
@@ -387,40 +487,34 @@ fn snapshot_info(
         }
         (state, _, _) => state,
     };
-    let count = backup.parts.len();
-    let details: Vec<Value> = backup
-        .parts
+    let details: Vec<Value> = present
         .iter()
-        .enumerate()
-        .filter_map(|(i, name)| {
-            let is_last = i + 1 == count;
-            let part_state = if !is_last {
-                if backup.phase(now) == Phase::InProgress {
-                    "IN_PROGRESS"
-                } else {
-                    "SUCCESS"
-                }
-            } else {
-                last_part?
-            };
-            let failures = if part_state == "FAILED" {
+        .map(|(part, part_state)| {
+            let failures = if part_state.failed_shards() {
                 json!([backup.outcome.failure_reason])
             } else {
                 json!([])
             };
-            Some(json!({
-                "snapshotName": name,
-                "state": part_state,
+            json!({
+                "snapshotName": part.name,
+                "state": part_state.as_str(),
                 "startTime": backup.started_at.to_rfc3339(),
                 "failures": failures,
-            }))
+            })
         })
         .collect();
     let mut info = json!({ "backupId": backup.id, "state": state, "details": details });
     if state == "FAILED" {
-        let failed = backup.parts.last().cloned().unwrap_or_default();
+        let failed: Vec<&str> = present
+            .iter()
+            .filter(|(_, s)| s.failed_shards())
+            .map(|(part, _)| part.name.as_str())
+            .collect();
         let reason = backup.outcome.failure_reason.clone().unwrap_or_default();
-        info["failureReason"] = json!(format!("Some of the snapshots failed: [{failed}]: {reason}"));
+        info["failureReason"] = json!(format!(
+            "Some of the snapshots failed: [{}]: {reason}",
+            failed.join(", ")
+        ));
     }
     info
 }

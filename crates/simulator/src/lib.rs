@@ -6,8 +6,70 @@
 //! `/c/tasklist` (8.2–8.7), `/c/orchestration` (8.8+: `backupRuntime`, `backupHistory` and exporting on one
 //! app), `/c/optimize` and `/c/elasticsearch`; the real actuator / Elasticsearch paths follow the prefix.
 //! `/_sim/` is the admin API (clusters, state and event log, fault injection).
+//!
+//! The simulated search engine holds indices with document counts, seeded per version with the apps'
+//! index families (prefixes in [`IndexPrefixes`]) and a few indices that are not the cluster's
+//! (`indices::FOREIGN_INDICES`). Every backup of the web apps and Optimize is also the
+//! `camunda_<app>_<id>_<version>_part_k_of_n` snapshots in the repository, and every snapshot holds its
+//! indices' counts, so a restore can be checked against the backup point. The restore side of
+//! Elasticsearch (`camunda-restore.md`), under `/c/elasticsearch`:
+//!
+//! - `GET /_cat/indices[/<expression>][?format=json&h=...]`: a restoring index is `red` without a count;
+//! - `DELETE /<name>,<name>...[?ignore_unavailable=true]`: exactly those indices; wildcards and `_all`
+//!   are 400 `illegal_argument_exception` while `destructiveRequiresName` holds (the default);
+//! - `GET /_snapshot/<repo>/<_all|names|patterns>[?ignore_unavailable=true]`;
+//! - `POST /_snapshot/<repo>/<snapshot>/_restore[?wait_for_completion=true]` (body optional), refused
+//!   with Elasticsearch's 500 `snapshot_restore_exception` over an open index of the same name, for a
+//!   snapshot the repository does not list (also one still in progress), or in a state that cannot be
+//!   restored; restored indices recover for the cluster's backup duration, at once when waiting;
+//! - `GET /_cat/recovery[/<expression>][?format=json&active_only=true]` and
+//!   `GET /<expression>/_recovery`: `stage` is `done` (`DONE`) only once the restore has finished.
+//!
+//! `POST /_sim/clusters/{name}/data/advance` (body `{"documents": N}`, default 10) lets the apps write to
+//! their own indices (and the registered brokers to their partitions; answer [`AdvanceReport`]); the
+//! calls above are events (`records:delete-index` with the names deleted, `records:restore` with the
+//! snapshot) and fault-injection target `records`.
+//!
+//! # Simulated brokers and the restore program
+//!
+//! The binary also runs as a broker of a StatefulSet Pod and as that broker's restore program, for
+//! testing a restore that runs one Job per broker volume (`camunda-restore.md` §3). Both read the
+//! broker's home the way the real ones do ([`node`]): `<home>/config/application.yaml` with the
+//! release's keys (a home named `camunda` is 8.8+: `camunda.cluster.{node-id,size,partition-count,
+//! replication-factor}`, `camunda.data.primary-storage.directory`; any other is 8.7:
+//! `zeebe.broker.cluster.{nodeId,clusterSize,partitionsCount,replicationFactor}`,
+//! `zeebe.broker.data.directory`), environment overrides by Spring's relaxed names
+//! (`ZEEBE_BROKER_CLUSTER_NODEID`, `CAMUNDA_CLUSTER_NODEID`, ...), `${VAR}`/`${VAR:default}` in values
+//! (the 8.8 chart's `node-id: ${VALUES_ORCHESTRATION_NODE_ID}`), data in `<home>/data` by default, and
+//! `zeebe.restore.ignoreFilesInTarget` / `ZEEBE_RESTORE_IGNOREFILESINTARGET` (default `lost+found`) and
+//! `zeebe.restore.validateConfig` (default true). Where the store is, in place of the broker's backup
+//! store settings: `--simulator`/`CAMUNDA_SIMULATOR_URL` and `--cluster`/`CAMUNDA_SIMULATOR_CLUSTER`;
+//! the home: `--home`/`CAMUNDA_SIMULATOR_HOME`, or the directory above `bin/` of the program's path.
+//!
+//! - `camunda-simulator broker [--listen ADDR] [--advertise-url URL]` keeps the partitions its node
+//!   holds (Zeebe's static round-robin distribution) in
+//!   `<data>/raft-partition/partitions/<p>/simulated-partition.json`, fresh when the directory is
+//!   empty, plus `<data>/.topology.meta`; prints its address on stdout; serves `GET /state`
+//!   ([`state::BrokerView`]), `POST /advance` (`{"records": N}`) and `GET /actuator/health[/<probe>]`; and
+//!   registers with `PUT /_sim/clusters/{name}/brokers/{node}` (`{"url": ...}`, retried until the
+//!   simulator answers; `DELETE` deregisters). While brokers are registered, taking a Zeebe backup
+//!   reads every broker's `/state` into the backup store (a partition no broker holds is
+//!   `DOES_NOT_EXIST`, so the backup is `INCOMPLETE`; an unreachable broker fails the take with 502).
+//! - `camunda-simulator restore --backupId=<id>`, or the program linked as `<home>/bin/restore` with the
+//!   real one's command line: refuses a data directory holding anything but the ignored entries
+//!   ("Brokers's data directory … is not empty. Aborting restore …", Zeebe's own spelling), reads
+//!   `GET /_sim/clusters/{name}/zeebe-store/{id}` ([`state::StoreBackup`]), restores each of its node's
+//!   partitions only from a `COMPLETED` backup ("Could not find a valid backup with id …") of the
+//!   configured partition count ("Expected backup to have N partitions, but has M"), node 0 also the
+//!   topology, logs `Successfully restored broker from backup <id>` and exits 0. Any failure after the
+//!   emptiness check empties the data directory, as the real program does, and exits 1.
 
+mod broker;
 mod camunda;
+mod indices;
+pub mod node;
+mod registry;
+mod restore;
 mod search;
 pub mod state;
 mod version;
@@ -32,15 +94,20 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tower::ServiceExt;
 
 pub use state::{
-    Api, ClusterSettings, ClusterState, Event, FailBackups, Fault, OptimizeSpelling, RequiredCredentials,
+    Api, ClusterSettings, ClusterState, Event, FailBackups, Fault, IndexPrefixes, IndexRestore,
+    OptimizeSpelling, RequiredCredentials, SearchIndex, SnapshotPart,
 };
 
+pub use broker::{BrokerArgs, BrokerError, run_broker};
+pub use node::{NodeArgs, home_of_program};
+pub use registry::BrokerCallError;
+pub use restore::{RestoreArgs, RestoreError, run_restore};
 pub use state::{Component, SearchFlavor};
 pub use version::Release;
 
@@ -176,6 +243,36 @@ fn resolve(settings: &ClusterSettings, app: &str, rest: &[&str]) -> Option<(Api,
 struct Shared {
     clusters: Mutex<BTreeMap<String, ClusterState>>,
     state_file: Option<PathBuf>,
+    /// For calls to the simulated brokers.
+    http: reqwest::Client,
+}
+
+/// What `POST /_sim/clusters/{name}/data/advance` did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdvanceReport {
+    pub documents: u64,
+    /// The indices written to.
+    pub indices: Vec<String>,
+    /// The registered brokers whose partitions advanced by `documents` records.
+    pub brokers: Vec<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdvanceError {
+    #[error("no cluster {0}")]
+    UnknownCluster(String),
+    #[error("the indices advanced, but not every broker: {0}")]
+    Broker(#[from] registry::BrokerCallError),
+}
+
+impl AdvanceError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AdvanceError::UnknownCluster(_) => "UnknownCluster",
+            AdvanceError::Broker(_) => "Broker",
+        }
+    }
 }
 
 impl Shared {
@@ -199,6 +296,27 @@ impl Shared {
         if let Err(error) = result {
             tracing::warn!(path = %path.display(), %error, "cannot write the simulator state file");
         }
+    }
+
+    /// The apps of cluster `name` write `documents` more into each of their indices, and its
+    /// registered brokers as many records into each of their partitions.
+    async fn advance_data(&self, name: &str, documents: u64) -> Result<AdvanceReport, AdvanceError> {
+        let (written, brokers) = {
+            let mut clusters = self.lock();
+            let cluster = clusters
+                .get_mut(name)
+                .ok_or_else(|| AdvanceError::UnknownCluster(name.to_string()))?;
+            let written = indices::advance(&cluster.settings, &mut cluster.indices, documents, Utc::now());
+            let brokers = registry::registered(cluster);
+            self.persist(&clusters);
+            (written, brokers)
+        };
+        registry::advance(&self.http, &brokers, documents).await?;
+        Ok(AdvanceReport {
+            documents,
+            indices: written,
+            brokers: brokers.into_iter().map(|(node, _)| node).collect(),
+        })
     }
 
     fn put_cluster(&self, name: &str, settings: ClusterSettings) -> Result<(), String> {
@@ -264,6 +382,8 @@ pub enum StartSimulatorError {
     },
     #[error("invalid cluster: {0}")]
     InvalidCluster(String),
+    #[error("cannot build the HTTP client for the simulated brokers: {0}")]
+    HttpClient(reqwest::Error),
 }
 
 impl StartSimulatorError {
@@ -273,6 +393,7 @@ impl StartSimulatorError {
             StartSimulatorError::ReadState { .. } => "ReadState",
             StartSimulatorError::ParseState { .. } => "ParseState",
             StartSimulatorError::InvalidCluster(_) => "InvalidCluster",
+            StartSimulatorError::HttpClient(_) => "HttpClient",
         }
     }
 }
@@ -293,6 +414,9 @@ fn load_state(path: &Path) -> Result<BTreeMap<String, ClusterState>, StartSimula
 
 pub struct Simulator;
 
+/// How long the simulator waits for a simulated broker (they answer from memory).
+const BROKER_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Simulator {
     /// Starts serving on `config.listen` in the current runtime.
     pub async fn start(config: SimulatorConfig) -> Result<SimulatorHandle, StartSimulatorError> {
@@ -306,9 +430,14 @@ impl Simulator {
                 .entry(name)
                 .or_insert_with(|| ClusterState::new(settings));
         }
+        let http = reqwest::Client::builder()
+            .timeout(BROKER_CALL_TIMEOUT)
+            .build()
+            .map_err(StartSimulatorError::HttpClient)?;
         let shared = Arc::new(Shared {
             clusters: Mutex::new(clusters),
             state_file: config.state_file,
+            http,
         });
         shared.persist(&shared.lock());
         let listener =
@@ -392,6 +521,12 @@ impl SimulatorHandle {
         true
     }
 
+    /// The cluster's apps write `documents` more into every index of their own and its registered
+    /// brokers into their partitions (what `POST /_sim/clusters/{name}/data/advance` does).
+    pub async fn advance_data(&self, cluster: &str, documents: u64) -> Result<AdvanceReport, AdvanceError> {
+        self.shared.advance_data(cluster, documents).await
+    }
+
     pub fn clear_faults(&self, cluster: &str) {
         let mut clusters = self.shared.lock();
         if let Some(state) = clusters.get_mut(cluster) {
@@ -456,6 +591,15 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/clusters", get(admin_list))
         .route("/_sim/clusters/{name}", get(admin_get).put(admin_put))
         .route(
+            "/_sim/clusters/{name}/data/advance",
+            axum::routing::post(admin_advance),
+        )
+        .route(
+            "/_sim/clusters/{name}/brokers/{node}",
+            put(admin_put_broker).delete(admin_delete_broker),
+        )
+        .route("/_sim/clusters/{name}/zeebe-store/{id}", get(admin_zeebe_store))
+        .route(
             "/_sim/clusters/{name}/faults",
             axum::routing::delete(admin_clear_faults),
         )
@@ -507,6 +651,108 @@ async fn admin_put(
     match shared.put_cluster(&name, settings) {
         Ok(()) => admin_get(State(shared), UrlPath(name)).await,
         Err(message) => admin_error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+/// The body of `POST /_sim/clusters/{name}/data/advance`; an empty body takes the defaults.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AdvanceRequest {
+    #[serde(default = "default_advance_documents")]
+    documents: u64,
+}
+
+fn default_advance_documents() -> u64 {
+    10
+}
+
+/// `POST /_sim/clusters/{name}/data/advance`: the cluster's apps keep running, so its own indices gain
+/// documents. Answers `{"documents": N, "indices": [written]}`.
+async fn admin_advance(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(name): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let request = if body.iter().all(u8::is_ascii_whitespace) {
+        AdvanceRequest {
+            documents: default_advance_documents(),
+        }
+    } else {
+        match serde_json::from_slice::<AdvanceRequest>(&body) {
+            Ok(request) => request,
+            Err(error) => return admin_error(StatusCode::BAD_REQUEST, format!("invalid body: {error}")),
+        }
+    };
+    match shared.advance_data(&name, request.documents).await {
+        Ok(report) => Json(report).into_response(),
+        Err(error @ AdvanceError::UnknownCluster(_)) => admin_error(StatusCode::NOT_FOUND, error.to_string()),
+        Err(error @ AdvanceError::Broker(_)) => admin_error(StatusCode::BAD_GATEWAY, error.to_string()),
+    }
+}
+
+/// The body of `PUT /_sim/clusters/{name}/brokers/{node}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BrokerRegistration {
+    /// Where the broker serves `GET /state` and `POST /advance`.
+    url: String,
+}
+
+/// `PUT /_sim/clusters/{name}/brokers/{node}`: a simulated broker (re-)registers its URL; answers the
+/// cluster's brokers.
+async fn admin_put_broker(
+    State(shared): State<Arc<Shared>>,
+    UrlPath((name, node)): UrlPath<(String, u32)>,
+    Json(registration): Json<BrokerRegistration>,
+) -> Response {
+    let mut clusters = shared.lock();
+    let Some(cluster) = clusters.get_mut(&name) else {
+        return admin_error(StatusCode::NOT_FOUND, format!("no cluster {name}"));
+    };
+    let broker = state::RegisteredBroker {
+        url: registration.url.trim_end_matches('/').to_string(),
+        registered_at: Utc::now(),
+    };
+    cluster.brokers.insert(node, broker);
+    let body = Json(json!({ "brokers": cluster.brokers }));
+    shared.persist(&clusters);
+    body.into_response()
+}
+
+async fn admin_delete_broker(
+    State(shared): State<Arc<Shared>>,
+    UrlPath((name, node)): UrlPath<(String, u32)>,
+) -> Response {
+    let mut clusters = shared.lock();
+    let Some(cluster) = clusters.get_mut(&name) else {
+        return admin_error(StatusCode::NOT_FOUND, format!("no cluster {name}"));
+    };
+    if cluster.brokers.remove(&node).is_none() {
+        return admin_error(
+            StatusCode::NOT_FOUND,
+            format!("no broker {node} in cluster {name}"),
+        );
+    }
+    shared.persist(&clusters);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `GET /_sim/clusters/{name}/zeebe-store/{id}`: the backup store as the restore program reads it
+/// ([`state::StoreBackup`]); 404 for a backup that does not exist or was deleted.
+async fn admin_zeebe_store(
+    State(shared): State<Arc<Shared>>,
+    UrlPath((name, id)): UrlPath<(String, u64)>,
+) -> Response {
+    let clusters = shared.lock();
+    let Some(cluster) = clusters.get(&name) else {
+        return admin_error(StatusCode::NOT_FOUND, format!("no cluster {name}"));
+    };
+    match camunda::zeebe_store(cluster, id, Utc::now()) {
+        Some(backup) => Json(backup).into_response(),
+        None => admin_error(
+            StatusCode::NOT_FOUND,
+            format!("no backup {id} in the store of {name}"),
+        ),
     }
 }
 
@@ -563,21 +809,27 @@ async fn component_api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    let decoded: Vec<String> = uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let query: Vec<(String, String)> = uri
         .query()
         .unwrap_or_default()
         .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (pair.to_string(), String::new()),
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(pair), String::new()),
         })
         .collect();
     let [cluster_name, app, rest @ ..] = segments.as_slice() else {
         return admin_error(StatusCode::NOT_FOUND, "expected /<cluster>/<app>/...".into());
     };
-    let (api, offset, action) = {
+    let (api, offset, action, brokers) = {
         let mut clusters = shared.lock();
         let Some(cluster) = clusters.get_mut(*cluster_name) else {
             return admin_error(StatusCode::NOT_FOUND, format!("no cluster {cluster_name}"));
@@ -590,7 +842,13 @@ async fn component_api(
             .faults
             .get_mut(&api)
             .map(|fault| fault.next_action(progress));
-        (api, offset, action)
+        let takes_zeebe_backup = api == Api::Zeebe && method == Method::POST && rest.len() == offset;
+        let brokers = if takes_zeebe_backup {
+            registry::registered(cluster)
+        } else {
+            Vec::new()
+        };
+        (api, offset, action, brokers)
     };
     if let Some(action) = action {
         if !action.delay.is_zero() {
@@ -602,12 +860,28 @@ async fn component_api(
             return response;
         }
     }
+    let injected_error = action.and_then(|a| a.error_status);
+    // A backup asks the brokers for their partitions; one that cannot be reached fails the request as
+    // the gateway does when it cannot reach a broker (502).
+    let stored = match injected_error {
+        Some(_) => None,
+        None => match registry::capture(&shared.http, &brokers).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                return (
+                    StatusCode::BAD_GATEWAY,
+                    Json(json!({ "message": error.to_string() })),
+                )
+                    .into_response();
+            }
+        },
+    };
     let now = Utc::now();
     let mut clusters = shared.lock();
     let Some(cluster) = clusters.get_mut(*cluster_name) else {
         return admin_error(StatusCode::NOT_FOUND, format!("no cluster {cluster_name}"));
     };
-    if let Some(status) = action.and_then(|a| a.error_status) {
+    if let Some(status) = injected_error {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let message = format!("simulated {} answer", status.as_u16());
         return match api {
@@ -621,7 +895,7 @@ async fn component_api(
     }
     let rest = &rest[offset..];
     let reply = match api {
-        Api::Zeebe => camunda::zeebe(cluster, now, &method, rest, &body),
+        Api::Zeebe => camunda::zeebe(cluster, now, &method, rest, &body, stored),
         Api::Operate | Api::Tasklist | Api::WebApps | Api::Optimize => {
             let component = match api {
                 Api::Operate => Component::Operate,
@@ -651,6 +925,32 @@ async fn component_api(
         shared.persist(&clusters);
     }
     reply.into_response()
+}
+
+/// Undoes `%XX` escapes, so that a client that escapes `*` or `,` in an index expression is understood
+/// as Elasticsearch understands it; anything that is not a valid escape stays as it is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 /// The `camunda-simulator` command line.
@@ -714,7 +1014,7 @@ pub async fn run(args: SimulatorArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

@@ -1,26 +1,54 @@
-//! The simulated Elasticsearch/OpenSearch: snapshots of one repository and `_cat/indices`.
+//! The simulated Elasticsearch/OpenSearch: the snapshots of one repository (`snapshots`) and the index
+//! APIs a restore uses: `_cat/indices`, deleting indices by name, and the recovery of restored indices.
+//!
+//! Every path here is one fault-injection target, [`Api::Records`]: a real search engine that is
+//! overloaded or unreachable fails its snapshot and index APIs alike, so a test cannot expect one to
+//! keep working while the other fails.
+
+mod snapshots;
+
+use std::collections::BTreeSet;
 
 use axum::http::{Method, StatusCode};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{
     Reply,
-    state::{Api, Backup, ClusterState, Phase, RequiredCredentials},
+    state::{Api, ClusterState, IndexRestore, RequiredCredentials, SearchIndex},
 };
-use crate::state::{Component, SearchFlavor};
-
-const RECORDS_SNAPSHOT_PREFIX: &str = "camunda_zeebe_records_backup_";
 
 /// An Elasticsearch error body.
 fn es_error(status: StatusCode, kind: &str, reason: String) -> Reply {
-    Reply::json(
-        status,
-        json!({
-            "error": { "root_cause": [{ "type": kind, "reason": reason }], "type": kind, "reason": reason },
-            "status": status.as_u16(),
-        }),
+    es_error_with(status, kind, reason, Map::new())
+}
+
+/// An Elasticsearch error body whose cause carries more fields (`index`, `resource.id`, ...).
+fn es_error_with(status: StatusCode, kind: &str, reason: String, fields: Map<String, Value>) -> Reply {
+    let mut cause = Map::from_iter([
+        ("type".to_string(), json!(kind)),
+        ("reason".to_string(), json!(reason)),
+    ]);
+    cause.extend(fields);
+    let mut error = cause.clone();
+    error.insert("root_cause".into(), json!([cause]));
+    Reply::json(status, json!({ "error": error, "status": status.as_u16() }))
+}
+
+/// `index_not_found_exception`, as Elasticsearch answers for a concrete index name that does not exist.
+fn index_not_found(index: &str) -> Reply {
+    let fields = Map::from_iter([
+        ("resource.type".to_string(), json!("index_or_alias")),
+        ("resource.id".to_string(), json!(index)),
+        ("index_uuid".to_string(), json!("_na_")),
+        ("index".to_string(), json!(index)),
+    ]);
+    es_error_with(
+        StatusCode::NOT_FOUND,
+        "index_not_found_exception",
+        format!("no such index [{index}]"),
+        fields,
     )
 }
 
@@ -45,12 +73,12 @@ fn authorized(required: Option<&RequiredCredentials>, authorization: Option<&str
     authorization == Some(expected.as_str())
 }
 
-/// `*`-wildcard match of one index name against a comma-separated pattern list.
-fn matches_patterns(patterns: &str, index: &str) -> bool {
+/// `*`-wildcard match of one name against a comma-separated pattern list.
+fn matches_patterns(patterns: &str, name: &str) -> bool {
     patterns
         .split(',')
         .map(str::trim)
-        .any(|pattern| glob(pattern, index))
+        .any(|pattern| glob(pattern, name))
 }
 
 fn glob(pattern: &str, text: &str) -> bool {
@@ -67,12 +95,42 @@ fn glob(pattern: &str, text: &str) -> bool {
     }
 }
 
+/// The names and patterns of a comma-separated expression; Elasticsearch skips empty ones.
+fn expression_parts(expression: &str) -> impl Iterator<Item = &str> {
+    expression
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+}
+
+/// Whether an expression part stands for more than one concrete name.
+fn is_pattern(part: &str) -> bool {
+    part == "_all" || part.contains('*')
+}
+
+/// Whether an expression names everything or uses a wildcard (what `action.destructive_requires_name`
+/// refuses).
+fn is_wildcard(expression: &str) -> bool {
+    expression_parts(expression).any(is_pattern)
+}
+
 pub struct SearchRequest<'a> {
     pub method: &'a Method,
     pub rest: &'a [&'a str],
     pub query: &'a [(String, String)],
     pub body: &'a [u8],
     pub authorization: Option<&'a str>,
+}
+
+impl SearchRequest<'_> {
+    fn param(&self, key: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// A boolean query parameter; a bare `?flag` means true, as in Elasticsearch.
+    fn flag(&self, key: &str) -> bool {
+        matches!(self.param(key), Some("" | "true"))
+    }
 }
 
 pub fn records(cluster: &mut ClusterState, now: DateTime<Utc>, request: &SearchRequest<'_>) -> Reply {
@@ -93,12 +151,26 @@ pub fn records(cluster: &mut ClusterState, now: DateTime<Utc>, request: &SearchR
     }
     let reply = match (request.method, request.rest) {
         (&Method::PUT | &Method::POST, ["_snapshot", repository, name]) => {
-            take(cluster, now, repository, name, request.body)
+            snapshots::take(cluster, now, repository, name, request)
         }
-        (&Method::GET, ["_snapshot", repository, name]) => status(cluster, now, repository, name),
-        (&Method::DELETE, ["_snapshot", repository, name]) => delete(cluster, now, repository, name),
-        (&Method::GET, ["_cat", "indices", pattern]) => cat_indices(cluster, pattern, request.query),
-        (&Method::GET, ["_cat", "indices"]) => cat_indices(cluster, "*", request.query),
+        (&Method::POST, ["_snapshot", repository, name, "_restore"]) => {
+            snapshots::restore(cluster, now, repository, name, request)
+        }
+        (&Method::GET, ["_snapshot", repository, names]) => {
+            snapshots::get(cluster, now, repository, names, request)
+        }
+        (&Method::DELETE, ["_snapshot", repository, name]) => {
+            snapshots::delete(cluster, now, repository, name)
+        }
+        (&Method::GET, ["_cat", "indices", expression]) => cat_indices(cluster, now, expression, request),
+        (&Method::GET, ["_cat", "indices"]) => cat_indices(cluster, now, "_all", request),
+        (&Method::GET, ["_cat", "recovery", expression]) => cat_recovery(cluster, now, expression, request),
+        (&Method::GET, ["_cat", "recovery"]) => cat_recovery(cluster, now, "_all", request),
+        (&Method::GET, [expression, "_recovery"]) => recovery(cluster, now, expression, request),
+        (&Method::GET, ["_recovery"]) => recovery(cluster, now, "_all", request),
+        (&Method::DELETE, [expression]) if !expression.starts_with('_') || *expression == "_all" => {
+            delete_indices(cluster, now, expression, request)
+        }
         _ => es_error(
             StatusCode::BAD_REQUEST,
             "illegal_argument_exception",
@@ -109,185 +181,371 @@ pub fn records(cluster: &mut ClusterState, now: DateTime<Utc>, request: &SearchR
     reply.changed()
 }
 
-fn repository_missing(repository: &str) -> Reply {
-    es_error(
-        StatusCode::NOT_FOUND,
-        "repository_missing_exception",
-        format!("[{repository}] missing"),
-    )
-}
-
-fn take(cluster: &mut ClusterState, now: DateTime<Utc>, repository: &str, name: &str, body: &[u8]) -> Reply {
-    if repository != cluster.settings.snapshot_repository {
-        return repository_missing(repository);
-    }
-    let body: Value = match serde_json::from_slice(body) {
-        Ok(value) => value,
-        Err(_) if body.is_empty() => json!({}),
-        Err(e) => {
-            return es_error(
-                StatusCode::BAD_REQUEST,
-                "x_content_parse_exception",
-                e.to_string(),
-            );
+/// The indices an expression names, sorted, as Elasticsearch resolves it: `_all` or `*` is every
+/// index, a wildcard matches any number (also none), and a concrete name that does not exist is
+/// `index_not_found_exception` unless `ignore_unavailable`.
+fn resolve_indices(
+    cluster: &ClusterState,
+    expression: &str,
+    ignore_unavailable: bool,
+) -> Result<Vec<String>, Reply> {
+    let mut names = BTreeSet::new();
+    for part in expression_parts(expression) {
+        if is_pattern(part) {
+            let pattern = if part == "_all" { "*" } else { part };
+            names.extend(cluster.indices.keys().filter(|i| glob(pattern, i)).cloned());
+        } else if cluster.indices.contains_key(part) {
+            names.insert(part.to_string());
+        } else if !ignore_unavailable {
+            return Err(index_not_found(part));
         }
-    };
-    // Only Elasticsearch knows feature states (an approximation of OpenSearch's parse error).
-    if cluster.settings.search_flavor == SearchFlavor::Opensearch && body.get("feature_states").is_some() {
-        return es_error(
-            StatusCode::BAD_REQUEST,
-            "illegal_argument_exception",
-            "[feature_states] is not a valid parameter of a snapshot request".into(),
-        );
     }
-    if let Some(existing) = cluster.snapshots.get(name) {
-        let why = if existing.phase(now) == Phase::InProgress {
-            "snapshot with the same name is already in-progress"
-        } else {
-            "snapshot with the same name already exists"
-        };
-        return es_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_snapshot_name_exception",
-            format!("[{repository}:{name}] Invalid snapshot name [{name}], {why}"),
-        );
-    }
-    let patterns = match &body["indices"] {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(","),
-        _ => "*".to_string(),
-    };
-    let indices: Vec<String> = cluster
-        .settings
-        .records_indices
-        .iter()
-        .filter(|i| matches_patterns(&patterns, i))
-        .cloned()
-        .collect();
-    let id = name
-        .strip_prefix(RECORDS_SNAPSHOT_PREFIX)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let snapshot = cluster.new_backup(Component::Records, id, now, indices);
-    cluster.snapshots.insert(name.to_string(), snapshot);
-    cluster.record(now, Api::Records, "take", Some(id));
-    Reply::json(StatusCode::OK, json!({ "accepted": true }))
+    Ok(names.into_iter().collect())
 }
 
-fn status(cluster: &ClusterState, now: DateTime<Utc>, repository: &str, name: &str) -> Reply {
-    if repository != cluster.settings.snapshot_repository {
-        return repository_missing(repository);
-    }
-    match cluster.snapshots.get(name) {
-        Some(snapshot) => Reply::json(
-            StatusCode::OK,
-            json!({ "snapshots": [snapshot_info(repository, name, snapshot, now)], "total": 1, "remaining": 0 }),
-        ),
-        None => es_error(
-            StatusCode::NOT_FOUND,
-            "snapshot_missing_exception",
-            format!("[{repository}:{name}] is missing"),
-        ),
-    }
-}
-
-fn snapshot_info(repository: &str, name: &str, snapshot: &Backup, now: DateTime<Utc>) -> Value {
-    let shards = snapshot.parts.len().max(1);
-    let done = snapshot.phase(now) == Phase::Done;
-    let state = if done {
-        snapshot.outcome.state.as_str()
-    } else {
-        "IN_PROGRESS"
+/// A `_cat` answer: JSON rows with `format=json`, else text lines; `h=` picks columns, otherwise the
+/// API's default columns.
+fn cat_reply(rows: Vec<Map<String, Value>>, defaults: &[&str], request: &SearchRequest<'_>) -> Reply {
+    let columns: Vec<&str> = match request.param("h") {
+        Some(h) => h.split(',').collect(),
+        None => defaults.to_vec(),
     };
-    let state = if state == "COMPLETED" { "SUCCESS" } else { state };
-    let failed_shards = usize::from(done && state != "SUCCESS");
-    let failures: Vec<Value> = (failed_shards > 0)
-        .then(|| {
-            json!({
-                "index": snapshot.parts.first().cloned().unwrap_or_default(),
-                "shard_id": 0,
-                "reason": snapshot.outcome.failure_reason,
-                "status": "INTERNAL_SERVER_ERROR",
-            })
-        })
+    let rows: Vec<Map<String, Value>> = rows
         .into_iter()
-        .collect();
-    let mut info = json!({
-        "snapshot": name,
-        "uuid": format!("sim-{name}"),
-        "repository": repository,
-        "indices": snapshot.parts,
-        "data_streams": [],
-        "include_global_state": false,
-        "state": state,
-        "start_time": snapshot.started_at.to_rfc3339(),
-        "start_time_in_millis": snapshot.started_at.timestamp_millis(),
-        "failures": failures,
-        "shards": { "total": shards, "failed": failed_shards, "successful": shards - failed_shards },
-    });
-    if done {
-        info["end_time"] = json!(snapshot.completes_at.to_rfc3339());
-        info["end_time_in_millis"] = json!(snapshot.completes_at.timestamp_millis());
-    }
-    if state == "FAILED" {
-        info["reason"] = json!(snapshot.outcome.failure_reason);
-    }
-    info
-}
-
-fn delete(cluster: &mut ClusterState, now: DateTime<Utc>, repository: &str, name: &str) -> Reply {
-    if repository != cluster.settings.snapshot_repository {
-        return repository_missing(repository);
-    }
-    match cluster.snapshots.remove(name) {
-        Some(snapshot) => {
-            cluster.record(now, Api::Records, "delete", Some(snapshot.id));
-            Reply::json(StatusCode::OK, json!({ "acknowledged": true }))
-        }
-        None => es_error(
-            StatusCode::NOT_FOUND,
-            "snapshot_missing_exception",
-            format!("[{repository}:{name}] is missing"),
-        ),
-    }
-}
-
-/// `_cat/indices/<pattern>`: a wildcard that matches nothing is an empty list, as in Elasticsearch.
-fn cat_indices(cluster: &ClusterState, pattern: &str, query: &[(String, String)]) -> Reply {
-    let param = |key: &str| query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-    let columns: Option<Vec<&str>> = param("h").map(|h| h.split(',').collect());
-    let rows: Vec<Value> = cluster
-        .settings
-        .records_indices
-        .iter()
-        .filter(|index| matches_patterns(pattern, index))
-        .map(|index| {
-            let row = json!({ "health": "green", "status": "open", "index": index, "pri": "1", "rep": "0", "docs.count": "0" });
-            match &columns {
-                Some(columns) => Value::Object(
-                    columns.iter().filter_map(|c| row.get(*c).map(|v| ((*c).to_string(), v.clone()))).collect(),
-                ),
-                None => row,
-            }
+        .map(|row| {
+            columns
+                .iter()
+                .filter_map(|c| row.get(*c).map(|v| ((*c).to_string(), v.clone())))
+                .collect()
         })
         .collect();
-    if param("format") == Some("json") {
-        Reply::json(StatusCode::OK, Value::Array(rows))
+    if request.param("format") == Some("json") {
+        Reply::json(
+            StatusCode::OK,
+            Value::Array(rows.into_iter().map(Value::Object).collect()),
+        )
     } else {
         let lines: Vec<String> = rows
             .iter()
             .map(|row| {
-                row.as_object()
-                    .map(|o| o.values().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
-                    .unwrap_or_default()
+                let cells: Vec<String> = row
+                    .values()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect();
+                cells.join(" ")
             })
             .collect();
         Reply::text(StatusCode::OK, lines.join("\n"))
     }
+}
+
+/// `_cat/indices[/<expression>]`. An index being restored is `red` and reports no document count, as
+/// its primary shard has not started.
+fn cat_indices(
+    cluster: &ClusterState,
+    now: DateTime<Utc>,
+    expression: &str,
+    request: &SearchRequest<'_>,
+) -> Reply {
+    let names = match resolve_indices(cluster, expression, request.flag("ignore_unavailable")) {
+        Ok(names) => names,
+        Err(reply) => return reply,
+    };
+    let rows = names
+        .iter()
+        .filter_map(|name| cluster.indices.get(name).map(|index| (name, index)))
+        .map(|(name, index)| {
+            let recovering = index.recovering(now);
+            let row = json!({
+                "health": if recovering { "red" } else { "green" },
+                "status": "open",
+                "index": name,
+                "uuid": format!("sim-{name}"),
+                "pri": "1",
+                "rep": "0",
+                "docs.count": (!recovering).then(|| index.docs.to_string()),
+                "docs.deleted": (!recovering).then_some("0"),
+            });
+            object(row)
+        })
+        .collect();
+    let defaults = [
+        "health",
+        "status",
+        "index",
+        "uuid",
+        "pri",
+        "rep",
+        "docs.count",
+        "docs.deleted",
+    ];
+    cat_reply(rows, &defaults, request)
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// `DELETE /<name>,<name>,...`: deletes exactly the named indices, all or none. Wildcards and `_all`
+/// are refused while `action.destructive_requires_name` holds (Elasticsearch 8's default); an index
+/// being restored may be deleted, which cancels its restore.
+fn delete_indices(
+    cluster: &mut ClusterState,
+    now: DateTime<Utc>,
+    expression: &str,
+    request: &SearchRequest<'_>,
+) -> Reply {
+    if cluster.settings.destructive_requires_name && is_wildcard(expression) {
+        return es_error(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            "Wildcard expressions or all indices are not allowed".into(),
+        );
+    }
+    let names = match resolve_indices(cluster, expression, request.flag("ignore_unavailable")) {
+        Ok(names) => names,
+        Err(reply) => return reply,
+    };
+    for name in &names {
+        cluster.indices.remove(name);
+    }
+    cluster.record_naming(now, Api::Records, "delete-index", None, names);
+    Reply::json(StatusCode::OK, json!({ "acknowledged": true }))
+}
+
+/// How far the recovery of one index's (single) shard has come.
+struct ShardRecovery<'a> {
+    name: &'a str,
+    index: &'a SearchIndex,
+    /// From 0 to 1; an index that was never restored was recovered from its empty store long ago.
+    progress: f64,
+    elapsed_ms: i64,
+}
+
+impl<'a> ShardRecovery<'a> {
+    fn of(name: &'a str, index: &'a SearchIndex, now: DateTime<Utc>) -> Self {
+        let (progress, elapsed_ms) = match &index.restore {
+            None => (1.0, 0),
+            Some(restore) => {
+                let total = (restore.completes_at - restore.started_at).num_milliseconds();
+                let elapsed = (now.min(restore.completes_at) - restore.started_at).num_milliseconds();
+                // Integers below 2^53 convert to f64 exactly, and durations here are far below.
+                #[allow(clippy::cast_precision_loss)]
+                let progress = if total <= 0 {
+                    1.0
+                } else {
+                    elapsed as f64 / total as f64
+                };
+                (progress.clamp(0.0, 1.0), elapsed)
+            }
+        };
+        ShardRecovery {
+            name,
+            index,
+            progress,
+            elapsed_ms,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.progress >= 1.0
+    }
+
+    fn restore(&self) -> Option<&'a IndexRestore> {
+        self.index.restore.as_ref()
+    }
+
+    /// The snapshot's files of this shard: a few fixed ones plus one per thousand documents.
+    fn files_total(&self) -> u64 {
+        3 + self.index.docs / 1000
+    }
+
+    fn bytes_total(&self) -> u64 {
+        self.index.docs * 512
+    }
+
+    fn recovered(&self, total: u64) -> u64 {
+        // The truncation is the point: a shard is short of its last byte until it is done.
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let recovered = (total as f64 * self.progress) as u64;
+        recovered.min(total)
+    }
+
+    fn percent(&self) -> String {
+        format!("{:.1}%", self.progress * 100.0)
+    }
+
+    fn stage(&self) -> &'static str {
+        if self.done() { "done" } else { "index" }
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.restore().is_some() {
+            "snapshot"
+        } else {
+            "empty_store"
+        }
+    }
+}
+
+fn recoveries<'a>(
+    cluster: &'a ClusterState,
+    now: DateTime<Utc>,
+    expression: &str,
+    request: &SearchRequest<'_>,
+) -> Result<Vec<ShardRecovery<'a>>, Reply> {
+    let names = resolve_indices(cluster, expression, request.flag("ignore_unavailable"))?;
+    let active_only = request.flag("active_only");
+    Ok(cluster
+        .indices
+        .iter()
+        .filter(|(name, _)| names.binary_search(name).is_ok())
+        .map(|(name, index)| ShardRecovery::of(name, index, now))
+        .filter(|recovery| !active_only || !recovery.done())
+        .collect())
+}
+
+/// `_cat/recovery[/<expression>]`: one row per shard (the simulated indices have one), `stage` `done`
+/// only once the restore has finished.
+fn cat_recovery(
+    cluster: &ClusterState,
+    now: DateTime<Utc>,
+    expression: &str,
+    request: &SearchRequest<'_>,
+) -> Reply {
+    let recoveries = match recoveries(cluster, now, expression, request) {
+        Ok(recoveries) => recoveries,
+        Err(reply) => return reply,
+    };
+    let rows = recoveries
+        .iter()
+        .map(|r| {
+            let restore = r.restore();
+            let (files, bytes) = (r.files_total(), r.bytes_total());
+            object(json!({
+                "index": r.name,
+                "shard": "0",
+                "start_time": restore.map(|s| s.started_at.to_rfc3339()),
+                "start_time_millis": restore.map(|s| s.started_at.timestamp_millis().to_string()),
+                "stop_time": restore.filter(|_| r.done()).map(|s| s.completes_at.to_rfc3339()),
+                "stop_time_millis": restore
+                    .filter(|_| r.done())
+                    .map(|s| s.completes_at.timestamp_millis().to_string()),
+                "time": format!("{}ms", r.elapsed_ms),
+                "type": r.kind(),
+                "stage": r.stage(),
+                "source_host": "n/a",
+                "source_node": "n/a",
+                "target_host": "127.0.0.1",
+                "target_node": "sim-node-0",
+                "repository": restore.map_or("n/a", |s| s.repository.as_str()),
+                "snapshot": restore.map_or("n/a", |s| s.snapshot.as_str()),
+                "files": files.to_string(),
+                "files_recovered": r.recovered(files).to_string(),
+                "files_percent": r.percent(),
+                "files_total": files.to_string(),
+                "bytes": bytes.to_string(),
+                "bytes_recovered": r.recovered(bytes).to_string(),
+                "bytes_percent": r.percent(),
+                "bytes_total": bytes.to_string(),
+                "translog_ops": "0",
+                "translog_ops_recovered": "0",
+                "translog_ops_percent": "100.0%",
+            }))
+        })
+        .collect();
+    let defaults = [
+        "index",
+        "shard",
+        "time",
+        "type",
+        "stage",
+        "source_host",
+        "source_node",
+        "target_host",
+        "target_node",
+        "repository",
+        "snapshot",
+        "files",
+        "files_recovered",
+        "files_percent",
+        "files_total",
+        "bytes",
+        "bytes_recovered",
+        "bytes_percent",
+        "bytes_total",
+        "translog_ops",
+        "translog_ops_recovered",
+        "translog_ops_percent",
+    ];
+    cat_reply(rows, &defaults, request)
+}
+
+/// `GET /<expression>/_recovery`, the index recovery API that Elasticsearch recommends to programs
+/// over `_cat/recovery`.
+fn recovery(
+    cluster: &ClusterState,
+    now: DateTime<Utc>,
+    expression: &str,
+    request: &SearchRequest<'_>,
+) -> Reply {
+    let recoveries = match recoveries(cluster, now, expression, request) {
+        Ok(recoveries) => recoveries,
+        Err(reply) => return reply,
+    };
+    let answer: Map<String, Value> = recoveries
+        .iter()
+        .map(|r| {
+            let restore = r.restore();
+            let (files, bytes) = (r.files_total(), r.bytes_total());
+            let mut shard = json!({
+                "id": 0,
+                "type": r.kind().to_uppercase(),
+                "stage": r.stage().to_uppercase(),
+                "primary": true,
+                "total_time_in_millis": r.elapsed_ms,
+                "source": restore.map_or_else(|| json!({}), |s| json!({
+                    "repository": s.repository,
+                    "snapshot": s.snapshot,
+                    "index": r.name,
+                    "restoreUUID": format!("sim-restore-{}", s.snapshot),
+                })),
+                "target": { "id": "sim-node-0", "host": "127.0.0.1", "ip": "127.0.0.1", "name": "sim-node-0" },
+                "index": {
+                    "size": {
+                        "total_in_bytes": bytes,
+                        "reused_in_bytes": 0,
+                        "recovered_in_bytes": r.recovered(bytes),
+                        "percent": r.percent(),
+                    },
+                    "files": {
+                        "total": files,
+                        "reused": 0,
+                        "recovered": r.recovered(files),
+                        "percent": r.percent(),
+                    },
+                    "total_time_in_millis": r.elapsed_ms,
+                },
+                "translog": { "recovered": 0, "total": 0, "percent": "100.0%", "total_on_start": 0 },
+                "verify_index": { "check_index_time_in_millis": 0, "total_time_in_millis": 0 },
+            });
+            if let Some(restore) = restore {
+                shard["start_time_in_millis"] = json!(restore.started_at.timestamp_millis());
+                if r.done() {
+                    shard["stop_time_in_millis"] = json!(restore.completes_at.timestamp_millis());
+                }
+            }
+            (r.name.to_string(), json!({ "shards": [shard] }))
+        })
+        .collect();
+    Reply::json(StatusCode::OK, Value::Object(answer))
 }
 
 #[cfg(test)]
@@ -301,5 +559,15 @@ mod tests {
         assert!(matches_patterns("a*,zeebe*", "zeebe"));
         assert!(matches_patterns("*record*", "zeebe-record-x"));
         assert!(!matches_patterns("zeebe", "zeebe-record"));
+    }
+
+    #[test]
+    fn destructive_expressions_are_wildcards_and_all() {
+        for expression in ["*", "_all", "operate-*", "a,b*", "a, _all"] {
+            assert!(is_wildcard(expression), "{expression}");
+        }
+        for expression in ["operate-list-view-8.3.0_", "a,b", "a,,b", "_alll"] {
+            assert!(!is_wildcard(expression), "{expression}");
+        }
     }
 }

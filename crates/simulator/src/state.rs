@@ -117,10 +117,18 @@ pub struct ClusterSettings {
     /// How long a backup stays `IN_PROGRESS` before it completes (or fails, under a fault).
     #[serde(default = "default_backup_duration_ms")]
     pub backup_duration_ms: u64,
-    /// The indices of the simulated Elasticsearch (exported records), matched by snapshot patterns and
-    /// `_cat/indices`.
+    /// The Zeebe Elasticsearch/OpenSearch exporter's indices the cluster is created with (the other
+    /// families are seeded from the version and [`IndexPrefixes`]). `{prefix}` stands for the records
+    /// prefix and `{version}` for the release, so the default follows both; an empty list is a cluster
+    /// without that exporter (8.8+ without Optimize).
     #[serde(default = "default_records_indices")]
     pub records_indices: Vec<String>,
+    #[serde(default)]
+    pub index_prefixes: IndexPrefixes,
+    /// Elasticsearch 8 refuses wildcard and `_all` index deletes by default; OpenSearch allows them
+    /// unless this setting is made true.
+    #[serde(default = "default_true")]
+    pub destructive_requires_name: bool,
     /// 8.9+: the cluster runs Zeebe's own backup scheduler / continuous backups and rejects explicit IDs.
     #[serde(default)]
     pub own_scheduler: bool,
@@ -147,8 +155,8 @@ fn default_backup_duration_ms() -> u64 {
 }
 fn default_records_indices() -> Vec<String> {
     [
-        "zeebe-record_process_8.7.0_2025-01-01",
-        "zeebe-record_job_8.7.0_2025-01-01",
+        "{prefix}_process-instance_{version}_2026-12-01",
+        "{prefix}_job_{version}_2026-12-01",
     ]
     .map(String::from)
     .to_vec()
@@ -173,6 +181,8 @@ impl ClusterSettings {
             version,
             backup_duration_ms: default_backup_duration_ms(),
             records_indices: default_records_indices(),
+            index_prefixes: IndexPrefixes::default(),
+            destructive_requires_name: true,
             own_scheduler: false,
             partitions: default_partitions(),
             snapshot_repository: default_repository(),
@@ -186,6 +196,50 @@ impl ClusterSettings {
 
     pub fn backup_duration(&self) -> Duration {
         Duration::from_millis(self.backup_duration_ms)
+    }
+
+    /// [`Self::backup_duration`] as a span of time stamps.
+    pub fn backup_span(&self) -> chrono::Duration {
+        span_of_millis(self.backup_duration_ms)
+    }
+
+    /// How long after its end the web apps still report an incomplete backup as in progress.
+    pub fn incomplete_check_span(&self) -> chrono::Duration {
+        span_of_millis(self.incomplete_check_timeout_ms)
+    }
+}
+
+fn span_of_millis(millis: u64) -> chrono::Duration {
+    chrono::Duration::milliseconds(i64::try_from(millis).unwrap_or(i64::MAX))
+}
+
+/// The index prefixes of the cluster's apps (`camunda-restore.md` §3, "Delete exactly Camunda's indices").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IndexPrefixes {
+    /// ≤8.7 `CAMUNDA_OPERATE_ELASTICSEARCH_INDEXPREFIX`; 8.8+ names the component after the
+    /// orchestration prefix instead.
+    pub operate: String,
+    /// ≤8.7 `CAMUNDA_TASKLIST_ELASTICSEARCH_INDEXPREFIX`; as `operate` from 8.8 on.
+    pub tasklist: String,
+    /// `CAMUNDA_OPTIMIZE_ELASTICSEARCH_SETTINGS_INDEX_PREFIX`.
+    pub optimize: String,
+    /// The exporter's `ZEEBE_BROKER_EXPORTERS_ELASTICSEARCH_ARGS_INDEX_PREFIX`.
+    pub records: String,
+    /// 8.8+ `orchestration.index.prefix`: written `<prefix>-` before the operate-, tasklist- and
+    /// camunda- indices.
+    pub orchestration: Option<String>,
+}
+
+impl Default for IndexPrefixes {
+    fn default() -> Self {
+        IndexPrefixes {
+            operate: "operate".into(),
+            tasklist: "tasklist".into(),
+            optimize: "optimize".into(),
+            records: "zeebe-record".into(),
+            orchestration: None,
+        }
     }
 }
 
@@ -213,6 +267,50 @@ pub struct Outcome {
     pub failure_reason: Option<String>,
 }
 
+/// One Elasticsearch/OpenSearch snapshot behind a backup, with the document count of each index it
+/// holds as it was when the snapshot was taken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotPart {
+    pub name: String,
+    #[serde(default)]
+    pub indices: BTreeMap<String, u64>,
+    /// Whether the snapshot holds the cluster's global state (templates, ILM policies); restoring it
+    /// with `include_global_state` needs it.
+    #[serde(default)]
+    pub global_state: bool,
+    /// Deleted through the snapshot API while its backup stayed (the backup then misses a part).
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// The state Elasticsearch reports for a snapshot (`snapshot._types.SnapshotState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotState {
+    InProgress,
+    Success,
+    Failed,
+    Partial,
+    Incompatible,
+}
+
+impl SnapshotState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotState::InProgress => "IN_PROGRESS",
+            SnapshotState::Success => "SUCCESS",
+            SnapshotState::Failed => "FAILED",
+            SnapshotState::Partial => "PARTIAL",
+            SnapshotState::Incompatible => "INCOMPATIBLE",
+        }
+    }
+
+    /// Whether a snapshot in this state has shards that failed.
+    pub fn failed_shards(self) -> bool {
+        matches!(self, SnapshotState::Failed | SnapshotState::Partial)
+    }
+}
+
 /// One backup (or, for records, one snapshot) of one component.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -223,9 +321,60 @@ pub struct Backup {
     pub outcome: Outcome,
     #[serde(default)]
     pub deleted_at: Option<DateTime<Utc>>,
-    /// The ES/OS snapshots behind it (web apps, Optimize) or the indices it holds (records).
+    /// The ES/OS snapshots behind it: `part_k_of_n` of a web-app or Optimize backup, or the records
+    /// snapshot itself. Zeebe's own backups have none.
     #[serde(default)]
-    pub parts: Vec<String>,
+    pub parts: Vec<SnapshotPart>,
+    /// A Zeebe backup taken while simulated brokers were registered: what it stored of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<StoredPartitions>,
+}
+
+/// What one partition of a simulated broker holds: how far its log has come.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionState {
+    pub position: u64,
+}
+
+/// What a Zeebe backup put into the backup store from the registered brokers: the partition count
+/// of the cluster (the backup descriptor's `numberOfPartitions`) and each partition's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredPartitions {
+    pub partition_count: u32,
+    pub partitions: BTreeMap<u32, PartitionState>,
+}
+
+/// `GET /state` of a simulated broker: its place in the cluster and the partitions it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerView {
+    pub node_id: u32,
+    pub cluster_size: u32,
+    pub partition_count: u32,
+    pub replication_factor: u32,
+    pub partitions: BTreeMap<u32, PartitionState>,
+}
+
+/// `GET /_sim/clusters/{name}/zeebe-store/{id}`: what the backup store holds of one Zeebe backup, as
+/// the restore program reads it. `partitions` lists the partitions the store has data of, each with
+/// its own backup state (only `COMPLETED` ones can be restored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreBackup {
+    pub backup_id: u64,
+    pub state: String,
+    pub partition_count: u32,
+    pub partitions: BTreeMap<u32, StorePartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorePartition {
+    pub state: String,
+    #[serde(flatten)]
+    pub content: PartitionState,
 }
 
 /// The life of a backup as its API reports it, before per-API spelling.
@@ -249,6 +398,29 @@ impl Backup {
 
     pub fn succeeded(&self) -> bool {
         self.outcome.state == COMPLETED
+    }
+
+    /// The state of snapshot `parts[index]`, `None` while it does not exist. The snapshots of a backup
+    /// are taken one after the other, so a failure shows on the last one and an incomplete backup lacks
+    /// it; the ones before it succeeded.
+    pub fn part_state(&self, index: usize, now: DateTime<Utc>) -> Option<SnapshotState> {
+        let part = self.parts.get(index)?;
+        if part.deleted || self.phase(now) == Phase::Deleted {
+            return None;
+        }
+        if self.phase(now) == Phase::InProgress {
+            return Some(SnapshotState::InProgress);
+        }
+        if index + 1 < self.parts.len() {
+            return Some(SnapshotState::Success);
+        }
+        match self.outcome.state.as_str() {
+            COMPLETED => Some(SnapshotState::Success),
+            "INCOMPLETE" => None,
+            "INCOMPATIBLE" => Some(SnapshotState::Incompatible),
+            "PARTIAL" => Some(SnapshotState::Partial),
+            _ => Some(SnapshotState::Failed),
+        }
     }
 }
 
@@ -281,10 +453,14 @@ pub struct Event {
     pub seq: u64,
     pub at: DateTime<Utc>,
     pub api: Api,
-    /// `take`, `delete`, `pause`, `soft-pause` or `resume`.
+    /// `take`, `delete`, `pause`, `soft-pause` or `resume`; for the search engine also `delete-index`,
+    /// `restore` and `restore-global-state` (a restore that asked for the snapshot's global state).
     pub operation: String,
     #[serde(default)]
     pub backup_id: Option<u64>,
+    /// What the call named: the deleted indices (`delete-index`) or the restored snapshot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
 }
 
 /// Makes backups of a component fail.
@@ -376,6 +552,43 @@ fn hit(accumulator: &mut f64, rate: f64) -> bool {
     }
 }
 
+/// One index of the simulated search engine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchIndex {
+    pub docs: u64,
+    /// Set when the index came back from a snapshot; the restore is under way until `completesAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<IndexRestore>,
+}
+
+/// Where a restored index came from and when its recovery ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexRestore {
+    pub repository: String,
+    pub snapshot: String,
+    pub started_at: DateTime<Utc>,
+    pub completes_at: DateTime<Utc>,
+}
+
+impl SearchIndex {
+    /// Whether the index is still being recovered from its snapshot (its shards are not started, so it
+    /// can be neither searched nor written).
+    pub fn recovering(&self, now: DateTime<Utc>) -> bool {
+        self.restore.as_ref().is_some_and(|r| now < r.completes_at)
+    }
+}
+
+/// A simulated broker (`camunda-simulator broker`) that registered with its cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredBroker {
+    /// Where it serves `GET /state` and `POST /advance`.
+    pub url: String,
+    pub registered_at: DateTime<Utc>,
+}
+
 /// Everything the simulator keeps about one cluster.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -385,10 +598,17 @@ pub struct ClusterState {
     /// never lets their IDs be reused.
     #[serde(default)]
     pub backups: BTreeMap<Component, BTreeMap<u64, Backup>>,
-    /// Elasticsearch/OpenSearch snapshots by name (`id` is the number in `camunda_zeebe_records_backup_<id>`,
-    /// 0 for other names). A deleted snapshot is gone, as in Elasticsearch.
+    /// Elasticsearch/OpenSearch snapshots taken through the snapshot API, by name (`id` is the number in
+    /// `camunda_zeebe_records_backup_<id>`, 0 for other names). A deleted snapshot is gone, as in
+    /// Elasticsearch. The snapshots the web apps and Optimize take are the `parts` of their backups.
     #[serde(default)]
     pub snapshots: BTreeMap<String, Backup>,
+    /// The search engine's indices by name: the apps' own and some that are not the cluster's.
+    #[serde(default)]
+    pub indices: BTreeMap<String, SearchIndex>,
+    /// Simulated brokers by node id. While there are any, a Zeebe backup stores their partitions.
+    #[serde(default)]
+    pub brokers: BTreeMap<u32, RegisteredBroker>,
     #[serde(default)]
     pub exporting: ExportingState,
     #[serde(default)]
@@ -411,6 +631,8 @@ pub struct ClusterState {
 impl ClusterState {
     pub fn new(settings: ClusterSettings) -> Self {
         ClusterState {
+            indices: crate::indices::seed(&settings),
+            brokers: BTreeMap::new(),
             settings,
             backups: BTreeMap::new(),
             snapshots: BTreeMap::new(),
@@ -425,6 +647,18 @@ impl ClusterState {
     }
 
     pub fn record(&mut self, now: DateTime<Utc>, api: Api, operation: &str, backup_id: Option<u64>) {
+        self.record_naming(now, api, operation, backup_id, Vec::new());
+    }
+
+    /// [`Self::record`] of a call that named indices or a snapshot.
+    pub fn record_naming(
+        &mut self,
+        now: DateTime<Utc>,
+        api: Api,
+        operation: &str,
+        backup_id: Option<u64>,
+        names: Vec<String>,
+    ) {
         let seq = self.events.last().map_or(1, |e| e.seq + 1);
         self.events.push(Event {
             seq,
@@ -432,6 +666,7 @@ impl ClusterState {
             api,
             operation: operation.to_string(),
             backup_id,
+            names,
         });
     }
 
@@ -441,7 +676,7 @@ impl ClusterState {
         component: Component,
         id: u64,
         now: DateTime<Utc>,
-        parts: Vec<String>,
+        parts: Vec<SnapshotPart>,
     ) -> Backup {
         let outcome = match self
             .faults
@@ -457,16 +692,14 @@ impl ClusterState {
                 failure_reason: None,
             },
         };
-        let duration = chrono::Duration::milliseconds(
-            i64::try_from(self.settings.backup_duration_ms).unwrap_or(i64::MAX),
-        );
         Backup {
             id,
             started_at: now,
-            completes_at: now + duration,
+            completes_at: now + self.settings.backup_span(),
             outcome,
             deleted_at: None,
             parts,
+            stored: None,
         }
     }
 

@@ -64,6 +64,11 @@ impl fmt::Display for Release {
 }
 
 impl Release {
+    /// `8.MINOR.PATCH`, patch 0 when none is given: the form that index names carry.
+    pub fn with_patch(&self) -> String {
+        format!("8.{}.{}", self.minor, self.patch.unwrap_or(0))
+    }
+
     pub fn is_orchestration_cluster(&self) -> bool {
         self.minor >= ORCHESTRATION_CLUSTER_SINCE
     }
