@@ -25,6 +25,27 @@ pub struct Condition {
     pub observed_generation: Option<i64>,
 }
 
+impl Condition {
+    /// A condition observed at `now` for `observed_generation`.
+    pub fn new(
+        type_: &str,
+        status: ConditionStatus,
+        reason: &str,
+        message: &str,
+        now: DateTime<Utc>,
+        observed_generation: Option<i64>,
+    ) -> Self {
+        Condition {
+            type_: type_.into(),
+            status,
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: now,
+            observed_generation,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ConditionStatus {
     True,
@@ -49,6 +70,43 @@ pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition) -> boo
             conditions.push(new);
             true
         }
+    }
+}
+
+/// Where an object that runs to an end stands, as its `Ready` and `Progressing` conditions say it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    Running,
+    Succeeded,
+    /// Failed, refused, or waiting before it runs.
+    Stopped,
+}
+
+/// Sets `Ready` (true once it succeeded) and `Progressing` (true while it runs) together, with one
+/// reason and message, as `ClusterBackup` and `ClusterRestore` report their phase.
+pub fn set_progress(
+    conditions: &mut Vec<Condition>,
+    progress: Progress,
+    reason: &str,
+    message: &str,
+    now: DateTime<Utc>,
+    observed_generation: Option<i64>,
+) {
+    let holds = |yes: bool| {
+        if yes {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        }
+    };
+    for (type_, status) in [
+        ("Ready", holds(progress == Progress::Succeeded)),
+        ("Progressing", holds(progress == Progress::Running)),
+    ] {
+        set_condition(
+            conditions,
+            Condition::new(type_, status, reason, message, now, observed_generation),
+        );
     }
 }
 

@@ -16,7 +16,8 @@ use crate::{
     api::version::{CamundaVersion, VersionFamily},
     api::{
         BackupPhase, BackupTarget, CamundaCluster, ClusterBackup, ClusterBackupStatus, Component, Condition,
-        ConditionStatus, ExportingState, ExportingStatus, StepPhase, StepStatus, set_condition,
+        ConditionStatus, ExportingState, ExportingStatus, Progress, StepPhase, StepStatus, set_condition,
+        set_progress,
     },
     decide::{limits::Turn, note::Note, requeue::Requeue},
 };
@@ -275,14 +276,14 @@ impl Planner<'_> {
     fn condition(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: String) -> bool {
         set_condition(
             &mut self.status.conditions,
-            Condition {
-                type_: type_.into(),
+            Condition::new(
+                type_,
                 status,
-                reason: reason.into(),
-                message,
-                last_transition_time: self.observed.now,
-                observed_generation: self.observed.backup.metadata.generation,
-            },
+                reason,
+                &message,
+                self.observed.now,
+                self.observed.backup.metadata.generation,
+            ),
         )
     }
 
@@ -320,13 +321,19 @@ impl Planner<'_> {
         let changed = self.status.phase != Some(phase) || self.status.reason.as_deref() != Some(reason);
         self.status.phase = Some(phase);
         self.status.reason = Some(reason.to_string());
-        let (ready, progressing) = match phase {
-            BackupPhase::Completed => (ConditionStatus::True, ConditionStatus::False),
-            BackupPhase::Running => (ConditionStatus::False, ConditionStatus::True),
-            _ => (ConditionStatus::False, ConditionStatus::False),
+        let progress = match phase {
+            BackupPhase::Completed => Progress::Succeeded,
+            BackupPhase::Running => Progress::Running,
+            _ => Progress::Stopped,
         };
-        self.condition(conditions::READY, ready, reason, message.clone());
-        self.condition(conditions::PROGRESSING, progressing, reason, message.clone());
+        set_progress(
+            &mut self.status.conditions,
+            progress,
+            reason,
+            &message,
+            self.observed.now,
+            self.observed.backup.metadata.generation,
+        );
         if changed {
             self.note(warning, reason, message);
         }

@@ -7,6 +7,8 @@
 //! path: nothing is changed before the backup was validated in every component, and once data was
 //! deleted the workloads are never started on data that is not completely restored.
 
+pub mod validate;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,7 +16,8 @@ use chrono::{DateTime, Utc};
 use crate::{
     api::{
         BrokerRestore, BrokerRestorePhase, ClusterRestore, ClusterRestoreStatus, Condition, ConditionStatus,
-        PhaseTime, RecordedWorkload, RestorePhase, WorkloadKind, duration::format_short, set_condition,
+        PhaseTime, Progress, RecordedWorkload, RestorePhase, WorkloadKind, duration::format_short,
+        set_condition, set_progress,
     },
     decide::{note::Note, requeue::Requeue},
 };
@@ -211,14 +214,14 @@ impl Planner<'_> {
     fn condition(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: String) {
         set_condition(
             &mut self.status.conditions,
-            Condition {
-                type_: type_.into(),
+            Condition::new(
+                type_,
                 status,
-                reason: reason.into(),
-                message,
-                last_transition_time: self.observed.now,
-                observed_generation: self.observed.restore.metadata.generation,
-            },
+                reason,
+                &message,
+                self.observed.now,
+                self.observed.restore.metadata.generation,
+            ),
         );
     }
 
@@ -259,13 +262,19 @@ impl Planner<'_> {
         }
         self.status.phase = Some(phase);
         self.status.reason = Some(reason.into());
-        let (ready, progressing) = match phase {
-            RestorePhase::Completed => (ConditionStatus::True, ConditionStatus::False),
-            RestorePhase::Failed => (ConditionStatus::False, ConditionStatus::False),
-            _ => (ConditionStatus::False, ConditionStatus::True),
+        let progress = match phase {
+            RestorePhase::Completed => Progress::Succeeded,
+            RestorePhase::Failed => Progress::Stopped,
+            _ => Progress::Running,
         };
-        self.condition(conditions::READY, ready, reason, message.clone());
-        self.condition(conditions::PROGRESSING, progressing, reason, message.clone());
+        set_progress(
+            &mut self.status.conditions,
+            progress,
+            reason,
+            &message,
+            now,
+            self.observed.restore.metadata.generation,
+        );
         self.notes.push(Note {
             warning: phase == RestorePhase::Failed,
             reason,
@@ -617,5 +626,4 @@ impl Planner<'_> {
 }
 
 #[cfg(test)]
-#[path = "restore_tests.rs"]
 mod tests;
