@@ -14,7 +14,7 @@ use camunda_backup_operator::{
     camunda::{
         ApiError, BackupClient, BackupState, ClientOptions, Component, ComponentTarget, DeleteOutcome,
         Exporting, HttpClient, OptimizeBackups, PauseMode, RecordsTarget, SearchCredentials, SearchFlavor,
-        SearchSnapshots, SnapshotState, TriggerOutcome, WebAppBackups, ZeebeBackups,
+        SearchRestore, SearchSnapshots, SnapshotState, TriggerOutcome, WebAppBackups, ZeebeBackups,
     },
 };
 use camunda_simulator::{
@@ -1229,5 +1229,97 @@ async fn the_event_log_shows_the_documented_order_and_the_pause_window() {
         .max()
         .unwrap();
     assert!(web_apps_done <= pause.paused_at);
+    sim.shutdown().await;
+}
+
+/// The restore side of the search engine, as a restore uses it: find the backup's snapshots, delete
+/// exactly the cluster's indices by name, restore each snapshot and follow its recovery until the data
+/// is back at the backup point.
+#[tokio::test]
+async fn a_restore_finds_the_backup_s_snapshots_deletes_by_name_and_brings_the_data_back() {
+    let sim = simulator(vec![("c1", settings("8.8.0"))]).await;
+    let id = 42;
+    for component in [Component::WebApps, Component::Records] {
+        let client = client(&sim, "c1", component);
+        client.trigger(id).await.unwrap();
+        assert_eq!(wait_terminal(&client, id).await, SnapshotState::Completed);
+    }
+    let at_backup = sim.cluster("c1").unwrap().indices;
+    sim.advance_data("c1", 5).await.unwrap();
+    let url = sim.component_url("c1", as_sim(Component::Records)).unwrap();
+    let restore = SearchRestore::new(http(url), "camunda", None).unwrap();
+
+    let snapshots = restore.snapshots_of(id as i64).await.unwrap();
+    let names: Vec<&str> = snapshots.iter().map(|s| s.snapshot.as_str()).collect();
+    assert!(
+        names.contains(&"camunda_zeebe_records_backup_42")
+            && names
+                .iter()
+                .any(|n| n.starts_with("camunda_webapps_42_8.8.0_part_")),
+        "{names:?}"
+    );
+    assert!(
+        snapshots
+            .iter()
+            .all(|s| s.state == "SUCCESS" && !s.indices.is_empty())
+    );
+    assert!(
+        restore.snapshots_of(7).await.unwrap().is_empty(),
+        "an unknown ID has none"
+    );
+
+    // The cluster's own indices by prefix; the ones of another release share the engine and stay.
+    let prefixes: Vec<String> = ["operate", "tasklist", "camunda", "zeebe-record"]
+        .map(String::from)
+        .into();
+    let own = restore.indices(&prefixes).await.unwrap();
+    assert!(
+        !own.is_empty()
+            && own
+                .iter()
+                .all(|i| prefixes.iter().any(|p| i.starts_with(p.as_str())))
+    );
+    let refused = restore
+        .delete_indices(&["operate-*".to_string()])
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, ApiError::Config { .. }), "{refused}");
+    restore.delete_indices(&own).await.unwrap();
+    assert!(restore.indices(&prefixes).await.unwrap().is_empty());
+    let left = sim.cluster("c1").unwrap().indices;
+    assert!(
+        left.contains_key("prod2-operate-list-view-8.3.0_") && left.contains_key("other-app-logs-2026.12.01")
+    );
+
+    for snapshot in &snapshots {
+        restore.restore(&snapshot.snapshot).await.unwrap();
+    }
+    let restored: Vec<&String> = snapshots.iter().flat_map(|s| &s.indices).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let recovery = restore.recovery().await.unwrap();
+        let done = restored
+            .iter()
+            .all(|index| recovery.iter().any(|(i, stage)| i == *index && stage == "done"));
+        if done {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not restored: {recovery:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = sim.cluster("c1").unwrap().indices;
+    for index in restored {
+        assert_eq!(
+            now.get(index).map(|i| i.docs),
+            at_backup.get(index).map(|i| i.docs),
+            "{index} is back at the backup point"
+        );
+    }
+    // Restoring again over the restored indices is refused, as Elasticsearch refuses it.
+    let again = restore.restore(&snapshots[0].snapshot).await.unwrap_err();
+    assert!(
+        matches!(&again, ApiError::InvalidRequest { message } if message.contains("already exists")),
+        "{again}"
+    );
     sim.shutdown().await;
 }

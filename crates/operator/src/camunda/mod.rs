@@ -9,6 +9,7 @@
 mod actuator;
 pub mod exporting;
 pub mod optimize;
+pub mod restore;
 pub mod search;
 pub mod webapps;
 pub mod zeebe;
@@ -22,6 +23,7 @@ use serde_json::Value;
 pub use actuator::{BackupInfo, BackupState, SnapshotDetail, TakeReceipt};
 pub use exporting::{Exporting, PauseMode};
 pub use optimize::OptimizeBackups;
+pub use restore::{ListedSnapshot, SearchRestore};
 pub use search::{SearchCredentials, SearchFlavor, SearchSnapshotState, SearchSnapshots, SnapshotInfo};
 pub use webapps::WebAppBackups;
 pub use zeebe::{ZeebeBackups, ZeebePartition};

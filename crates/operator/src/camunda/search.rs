@@ -44,7 +44,7 @@ impl fmt::Debug for SearchCredentials {
 }
 
 impl SearchCredentials {
-    fn header(&self) -> Result<HeaderValue, ApiError> {
+    pub(super) fn header(&self) -> Result<HeaderValue, ApiError> {
         let value = match self {
             SearchCredentials::Basic { username, password } => {
                 format!("Basic {}", STANDARD.encode(format!("{username}:{password}")))

@@ -2,6 +2,8 @@
 //! started: the snapshots inside the exporting pause (which the operator triggers and reads itself, so
 //! that no Pod start-up lengthens the pause) and the deletion of a backup's data.
 
+use std::time::{Duration, Instant};
+
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
@@ -19,6 +21,15 @@ use crate::{
     k8s::jobs,
 };
 
+/// How a call reads the Secrets its credentials come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SecretReads {
+    /// Reused for [`SECRET_TTL`]: the snapshot reads inside the pause, several a second.
+    Cached,
+    /// Read now: deleting a backup's data, which must name a Secret that is gone.
+    Fresh,
+}
+
 /// A client of one component of the backup's target; the search credentials are read from their
 /// Secrets and never leave memory.
 async fn component_client(
@@ -26,6 +37,7 @@ async fn component_client(
     target: &BackupTarget,
     component: Component,
     ctx: &Context,
+    reads: SecretReads,
 ) -> Result<BackupClient, String> {
     let version: CamundaVersion = target
         .spec
@@ -42,7 +54,7 @@ async fn component_client(
                 SearchFlavor::Elasticsearch => ClientFlavor::Elasticsearch,
                 SearchFlavor::OpenSearch => ClientFlavor::Opensearch,
             },
-            credentials: search_credentials(backup, search.credentials.as_ref(), ctx).await?,
+            credentials: search_credentials(backup, search.credentials.as_ref(), ctx, reads).await?,
         })
     } else {
         None
@@ -71,7 +83,7 @@ pub(super) async fn delete_component_data(
     id: i64,
     ctx: &Context,
 ) -> Result<(), String> {
-    let client = component_client(backup, target, component, ctx).await?;
+    let client = component_client(backup, target, component, ctx, SecretReads::Fresh).await?;
     client
         .delete(positive(id)?)
         .await
@@ -113,7 +125,7 @@ async fn read_snapshot(
     ctx: &Context,
 ) -> SnapshotSeen {
     // A Secret that is missing now may be created: the step waits for it within its deadlines.
-    let client = match component_client(backup, target, component, ctx).await {
+    let client = match component_client(backup, target, component, ctx, SecretReads::Cached).await {
         Ok(client) => client,
         Err(message) => return SnapshotSeen::Unreachable { message },
     };
@@ -154,7 +166,8 @@ pub(super) async fn trigger_snapshots(
     join_all(components.iter().map(|&component| {
         let uid = &uid;
         async move {
-            let triggered = match component_client(backup, target, component, ctx).await {
+            let triggered = match component_client(backup, target, component, ctx, SecretReads::Cached).await
+            {
                 Ok(client) => match positive(id) {
                     Ok(id) => client
                         .trigger(id)
@@ -180,36 +193,64 @@ pub(super) async fn trigger_snapshots(
     .await;
 }
 
+/// How long a Secret value read for a component's credentials is used before it is read again.
+pub(super) const SECRET_TTL: Duration = Duration::from_secs(30);
+
+/// One key of a Secret in `namespace`: with [`SecretReads::Cached`] from [`Context::secret_values`]
+/// when read within [`SECRET_TTL`], else from the API server.
+async fn secret_value(
+    ctx: &Context,
+    namespace: &str,
+    key: &SecretKeyRef,
+    reads: SecretReads,
+) -> Result<String, String> {
+    let cache_key = (namespace.to_string(), key.name.clone(), key.key.clone());
+    let cached = ctx
+        .secret_values
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(&cache_key)
+        .filter(|(read_at, _)| reads == SecretReads::Cached && read_at.elapsed() < SECRET_TTL)
+        .map(|(_, value)| value.clone());
+    if let Some(value) = cached {
+        return Ok(value);
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secret = secrets
+        .get_opt(&key.name)
+        .await
+        .map_err(|e| format!("reading Secret {}: {e}", key.name))?
+        .ok_or_else(|| format!("Secret {} not found", key.name))?;
+    let bytes = secret
+        .data
+        .and_then(|mut data| data.remove(&key.key))
+        .ok_or_else(|| format!("Secret {} has no key {}", key.name, key.key))?;
+    let value = String::from_utf8(bytes.0)
+        .map_err(|_| format!("Secret {} key {} is not UTF-8", key.name, key.key))?;
+    ctx.secret_values
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(cache_key, (Instant::now(), value.clone()));
+    Ok(value)
+}
+
 /// Reads the search credentials from the Secrets the cluster named; their values never leave memory.
-async fn search_credentials(
+pub(super) async fn search_credentials(
     backup: &ClusterBackup,
     refs: Option<&crate::api::SearchCredentials>,
     ctx: &Context,
+    reads: SecretReads,
 ) -> Result<Option<SearchCredentials>, String> {
     let Some(refs) = refs else { return Ok(None) };
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
-    let read = |key: &SecretKeyRef| {
-        let secrets = secrets.clone();
-        let key = key.clone();
-        async move {
-            let secret = secrets
-                .get_opt(&key.name)
-                .await
-                .map_err(|e| format!("reading Secret {}: {e}", key.name))?
-                .ok_or_else(|| format!("Secret {} not found", key.name))?;
-            let bytes = secret
-                .data
-                .and_then(|mut data| data.remove(&key.key))
-                .ok_or_else(|| format!("Secret {} has no key {}", key.name, key.key))?;
-            String::from_utf8(bytes.0)
-                .map_err(|_| format!("Secret {} key {} is not UTF-8", key.name, key.key))
-        }
-    };
+    let namespace = backup.namespace().unwrap_or_default();
+    let namespace = namespace.as_str();
     match (&refs.username, &refs.password, &refs.api_key) {
-        (_, _, Some(api_key)) => Ok(Some(SearchCredentials::ApiKey(read(api_key).await?))),
+        (_, _, Some(api_key)) => Ok(Some(SearchCredentials::ApiKey(
+            secret_value(ctx, namespace, api_key, reads).await?,
+        ))),
         (Some(user), Some(password), None) => Ok(Some(SearchCredentials::Basic {
-            username: read(user).await?,
-            password: read(password).await?,
+            username: secret_value(ctx, namespace, user, reads).await?,
+            password: secret_value(ctx, namespace, password, reads).await?,
         })),
         _ => Ok(None),
     }

@@ -197,6 +197,7 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             newest_backups: Mutex::new(HashMap::new()),
             refused_triggers: Mutex::new(HashMap::new()),
+            secret_values: Mutex::new(HashMap::new()),
         })
     }
 }

@@ -146,7 +146,14 @@ pub struct Context {
     /// A component's definite refusal of a snapshot the operator triggered, by backup UID and step,
     /// until the next reconcile fails the step with it.
     refused_triggers: Mutex<HashMap<(String, Component), String>>,
+    /// Secret values read within the last [`components::SECRET_TTL`], by namespace, Secret and key, so
+    /// that a snapshot read inside the pause (several a second) does not read its Secrets each time.
+    /// Values stay in memory only; a rotated Secret is seen once its entry expires.
+    secret_values: Mutex<HashMap<SecretKey, (std::time::Instant, String)>>,
 }
+
+/// A Secret's key by namespace, Secret name and key.
+type SecretKey = (String, String, String);
 
 /// First retry delay after a failed reconcile; doubled per consecutive failure up to [`MAX_BACKOFF`].
 const INITIAL_BACKOFF: Duration = Duration::from_secs(2);
@@ -443,6 +450,7 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
         failures: Mutex::new(HashMap::new()),
         newest_backups: Mutex::new(HashMap::new()),
         refused_triggers: Mutex::new(HashMap::new()),
+        secret_values: Mutex::new(HashMap::new()),
     });
 
     let health = Arc::new(Health::default());

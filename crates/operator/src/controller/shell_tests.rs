@@ -311,3 +311,38 @@ async fn a_backup_deleted_while_the_store_was_behind_is_not_acted_on() {
     ctx.newest_backup(stale).await.unwrap();
     assert_eq!(api.calls().len(), 1);
 }
+
+#[tokio::test]
+async fn search_credentials_are_read_from_their_secret_once_while_they_are_fresh() {
+    use k8s_openapi::api::core::v1::Secret;
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "es", "namespace": "ns" },
+        "data": { "api-key": "a2V5" }
+    }))
+    .unwrap();
+    let (client, api) = MockApi::start(vec![on(
+        "GET",
+        "/api/v1/namespaces/ns/secrets/es".into(),
+        ok(&secret),
+    )]);
+    let ctx = Context::test(client, &[], &[]);
+    let refs: crate::api::SearchCredentials =
+        serde_json::from_value(json!({ "apiKey": { "name": "es", "key": "api-key" } })).unwrap();
+    let b1 = backup("b1", json!({}), Value::Null);
+    use super::components::{SecretReads, search_credentials};
+    for _ in 0..3 {
+        let credentials = search_credentials(&b1, Some(&refs), &ctx, SecretReads::Cached)
+            .await
+            .unwrap();
+        assert_eq!(
+            credentials,
+            Some(crate::camunda::SearchCredentials::ApiKey("key".into()))
+        );
+    }
+    assert_eq!(api.calls().len(), 1, "read once, then from memory");
+    // Deleting data reads afresh, so that a Secret that is gone is named as such.
+    search_credentials(&b1, Some(&refs), &ctx, SecretReads::Fresh)
+        .await
+        .unwrap();
+    assert_eq!(api.calls().len(), 2);
+}

@@ -21,7 +21,9 @@ pub struct BackupFacts {
     pub optimize: bool,
     /// Zeebe's answer for the backup ID; `None` when Zeebe does not know it.
     pub zeebe: Option<ZeebeBackup>,
-    /// The snapshots of the backup ID in the snapshot repository, with their states.
+    /// Snapshots of the repository that may be the backup's, with their states. Only those whose names
+    /// are exactly the backup's count: a pattern such as `camunda_*_42_*` also lists part 42 of another
+    /// backup.
     pub snapshots: Vec<(String, String)>,
 }
 
@@ -91,10 +93,21 @@ fn refuse(reason: &'static str, message: String) -> Result<(), Validation> {
 pub fn validate(facts: &BackupFacts) -> Result<Vec<String>, Validation> {
     check_object(facts)?;
     check_zeebe(facts)?;
-    check_snapshots(facts)?;
-    let mut names: Vec<String> = facts.snapshots.iter().map(|(name, _)| name.clone()).collect();
+    let own = own_snapshots(facts);
+    check_snapshots(facts, &own)?;
+    let mut names: Vec<String> = own.iter().map(|(name, _)| name.clone()).collect();
     names.sort();
     Ok(names)
+}
+
+/// The listed snapshots whose names are exactly the backup's.
+fn own_snapshots(facts: &BackupFacts) -> Vec<&(String, String)> {
+    let records = records_snapshot(facts.backup_id);
+    facts
+        .snapshots
+        .iter()
+        .filter(|(name, _)| *name == records || part(name, facts.backup_id).is_some())
+        .collect()
 }
 
 fn check_object(facts: &BackupFacts) -> Result<(), Validation> {
@@ -161,7 +174,7 @@ fn check_zeebe(facts: &BackupFacts) -> Result<(), Validation> {
     Ok(())
 }
 
-fn check_snapshots(facts: &BackupFacts) -> Result<(), Validation> {
+fn check_snapshots(facts: &BackupFacts, own: &[&(String, String)]) -> Result<(), Validation> {
     let id = facts.backup_id;
     let version = facts.cluster_version;
     let mut apps: Vec<&str> = match version.family() {
@@ -171,7 +184,7 @@ fn check_snapshots(facts: &BackupFacts) -> Result<(), Validation> {
     if facts.optimize {
         apps.push("optimize");
     }
-    for (name, state) in &facts.snapshots {
+    for (name, state) in own.iter().copied() {
         if state != "SUCCESS" {
             return refuse("SnapshotIncomplete", format!("snapshot {name} is {state}"));
         }
@@ -186,8 +199,7 @@ fn check_snapshots(facts: &BackupFacts) -> Result<(), Validation> {
         }
     }
     for app in apps {
-        let parts: Vec<Part<'_>> = facts
-            .snapshots
+        let parts: Vec<Part<'_>> = own
             .iter()
             .filter_map(|(name, _)| part(name, id))
             .filter(|p| p.app == app)
@@ -208,7 +220,7 @@ fn check_snapshots(facts: &BackupFacts) -> Result<(), Validation> {
     }
     // 8.8+ takes the records snapshot only when the exporter wrote records; up to 8.7 it is always taken.
     let records = records_snapshot(id);
-    let has_records = facts.snapshots.iter().any(|(name, _)| *name == records);
+    let has_records = own.iter().any(|(name, _)| *name == records);
     if !has_records && version.family() == VersionFamily::Separate {
         return refuse(
             "SnapshotIncomplete",
@@ -271,8 +283,14 @@ mod tests {
 
     #[test]
     fn a_complete_backup_of_the_cluster_s_version_is_valid_and_lists_every_snapshot() {
-        let snapshots = validate(&facts("8.7.3")).unwrap_or_default();
+        let mut listed = facts("8.7.3");
+        // Listed by the pattern `camunda_*_7_*`, but part 7 of backup 17: not this backup's.
+        listed
+            .snapshots
+            .push(("camunda_operate_17_8.7.3_part_7_of_9".into(), "FAILED".into()));
+        let snapshots = validate(&listed).unwrap_or_default();
         assert_eq!(snapshots.len(), 5, "{snapshots:?}");
+        assert!(!snapshots.iter().any(|s| s.contains("_17_")));
         assert_eq!(reason(validate(&facts("8.8.0"))), "Valid");
         let mut without_records = facts("8.8.0");
         without_records.snapshots.retain(|(n, _)| !n.contains("records"));
