@@ -7,8 +7,8 @@ use k8s_openapi::{
     api::{
         batch::v1::{Job, JobSpec},
         core::v1::{
-            Capabilities, Container, EnvVar, EnvVarSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
-            ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext,
+            Capabilities, Container, Pod, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+            SeccompProfile, SecurityContext,
         },
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -17,7 +17,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::{
     api::{
-        BackupTarget, ClusterBackup, Component, SearchFlavor, SecretKeyRef, labels,
+        BackupTarget, ClusterBackup, Component, labels,
         names::{MAX_LABEL_VALUE, job_name},
         step::DEFINITE_FAILURE_EXIT_CODE,
     },
@@ -63,6 +63,9 @@ fn truncate_label(value: &str) -> String {
 }
 
 /// The Job of one step. Only fields a Kubernetes 1.20 server knows, so it can be created anywhere.
+/// Only the snapshots before the exporting pause run as Jobs (the web apps and Optimize); the records
+/// snapshot and Zeebe's backup are taken by the operator itself inside the pause, so a step Job never
+/// carries search credentials.
 pub fn build_job(
     backup: &ClusterBackup,
     backup_id: i64,
@@ -88,32 +91,6 @@ pub fn build_job(
         "--deadline".into(),
         format!("{}ms", step_deadline(step_timeout).as_millis()),
     ];
-    let mut env = Vec::new();
-    if component == Component::Records {
-        let search = &target.spec.elasticsearch;
-        args.extend([
-            "--repository".into(),
-            search.snapshot_repository.clone(),
-            "--index-prefix".into(),
-            search.index_prefix.clone(),
-            "--search-flavor".into(),
-            match search.flavor {
-                SearchFlavor::Elasticsearch => "elasticsearch".into(),
-                SearchFlavor::OpenSearch => "opensearch".into(),
-            },
-        ]);
-        if let Some(credentials) = &search.credentials {
-            let refs = [
-                ("C8B_SEARCH_USERNAME", &credentials.username),
-                ("C8B_SEARCH_PASSWORD", &credentials.password),
-                ("C8B_SEARCH_API_KEY", &credentials.api_key),
-            ];
-            env.extend(
-                refs.into_iter()
-                    .filter_map(|(name, key)| key.as_ref().map(|key| secret_env(name, key))),
-            );
-        }
-    }
     args.extend(settings.log_args.iter().cloned());
     let metadata = ObjectMeta {
         name: Some(job_name(&backup.name_any(), component)),
@@ -150,7 +127,6 @@ pub fn build_job(
                         image: Some(settings.image.clone()),
                         image_pull_policy: settings.image_pull_policy.clone(),
                         args: Some(args),
-                        env: (!env.is_empty()).then_some(env),
                         resources: settings.resources.clone(),
                         termination_message_policy: Some("FallbackToLogsOnError".into()),
                         security_context: Some(SecurityContext {
@@ -177,21 +153,6 @@ pub fn build_job(
 /// The step's own deadline: the Job's, less a margin (a tenth, at most 30 s) to report the reason.
 fn step_deadline(step_timeout: std::time::Duration) -> std::time::Duration {
     step_timeout.saturating_sub((step_timeout / 10).min(std::time::Duration::from_secs(30)))
-}
-
-fn secret_env(name: &str, key: &SecretKeyRef) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: key.name.clone(),
-                key: key.key.clone(),
-                optional: None,
-            }),
-            ..EnvVarSource::default()
-        }),
-    }
 }
 
 /// The management URL a component's step talks to.
