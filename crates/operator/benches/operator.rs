@@ -256,7 +256,12 @@ fn mean_pause(done: &[ClusterBackup]) -> f64 {
             Some((exporting.resumed_at? - exporting.paused_at).num_milliseconds() as f64 / 1000.0)
         })
         .collect();
-    pauses.iter().sum::<f64>() / pauses.len().max(1) as f64
+    mean(&pauses)
+}
+
+/// The mean of some figures (0 when there are none).
+fn mean(figures: &[f64]) -> f64 {
+    figures.iter().sum::<f64>() / figures.len().max(1) as f64
 }
 
 /// The exporting pause of each documented procedure, a few backups at once: the pause, the time of
@@ -510,7 +515,6 @@ async fn load(bench: &mut Bench, running: u64) {
         }
         gaps.push((end - previous_end).num_milliseconds().max(0) as f64 / 1000.0);
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     bench.record("creation to completion (mean)", format!("{:.1} s", mean(&totals)));
     // The pause's physical limit: the snapshots taken while it lasts (8.8: web apps, records, Zeebe),
     // one after the other, each taking the simulator's backup duration.

@@ -35,8 +35,9 @@ fn real_node_image() -> Option<String> {
         .filter(|image| !image.is_empty())
 }
 
-/// The real node's address (`scripts/control-plane.sh`), which the host and the Pods both reach.
-const REAL_NODE_IP: &str = "10.254.254.1";
+/// The real node's own address (`scripts/control-plane.sh`, on its loopback), which the host and the
+/// Pods (through the bridge) both reach.
+pub const REAL_NODE_IP: &str = "10.254.254.1";
 
 /// The backup ID a started backup recorded.
 pub fn backup_id(backup: &ClusterBackup) -> u64 {

@@ -3,6 +3,12 @@
 
 use super::Component;
 
+/// `camunda_zeebe_records_backup_<id>`: the documented name of a backup's snapshot of the exported
+/// Zeebe records (`camunda-backup-api.md` §6), which the backup takes and a restore looks for.
+pub fn records_snapshot(backup_id: impl std::fmt::Display) -> String {
+    format!("camunda_zeebe_records_backup_{backup_id}")
+}
+
 /// Label values and Job names are limited to 63 characters.
 pub const MAX_LABEL_VALUE: usize = 63;
 

@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::{ApiError, HttpClient, Request, SearchCredentials, actuator::null_as_empty};
+use crate::api::names::records_snapshot;
 
 /// How many index names one `DELETE` carries, so that the request line stays well under the 4 KiB
 /// Elasticsearch accepts by default.
@@ -63,7 +64,7 @@ impl SearchRestore {
             #[serde(default, deserialize_with = "null_as_empty")]
             snapshots: Vec<ListedSnapshot>,
         }
-        let names = format!("camunda_*_{backup_id}_*,camunda_zeebe_records_backup_{backup_id}");
+        let names = format!("camunda_*_{backup_id}_*,{}", records_snapshot(backup_id));
         let segments = ["_snapshot", &self.repository, &names];
         let request = Request::new(Method::GET, &segments).query(&[("ignore_unavailable", "true")]);
         let Snapshots { snapshots } = self.http.send(request).await?.json()?;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
 use super::{ApiError, HttpClient, RecordsTarget, Request, SnapshotState, actuator::null_as_empty, truncate};
+use crate::api::names::records_snapshot;
 
 /// Which search engine holds the exported records; only the snapshot body differs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -150,15 +151,10 @@ impl SearchSnapshots {
         })
     }
 
-    /// The snapshot name of the documented procedure.
-    pub fn snapshot_name(backup_id: u64) -> String {
-        format!("camunda_zeebe_records_backup_{backup_id}")
-    }
-
     /// Starts the snapshot of `<prefix>*` without waiting for it. An existing snapshot of that name is
     /// `AlreadyExists` (Elasticsearch answers 400 `invalid_snapshot_name_exception`).
     pub async fn take(&self, backup_id: u64) -> Result<(), ApiError> {
-        let name = Self::snapshot_name(backup_id);
+        let name = records_snapshot(backup_id);
         let indices = format!("{}*", self.index_prefix);
         let body = match self.flavor {
             SearchFlavor::Elasticsearch => json!({ "indices": indices, "feature_states": ["none"] }),
@@ -183,7 +179,7 @@ impl SearchSnapshots {
         struct Snapshots {
             snapshots: Vec<SnapshotInfo>,
         }
-        let name = Self::snapshot_name(backup_id);
+        let name = records_snapshot(backup_id);
         let answer = self
             .http
             .send(Request::new(Method::GET, &["_snapshot", &self.repository, &name]))
@@ -199,7 +195,7 @@ impl SearchSnapshots {
 
     /// Deletes the snapshot of `backup_id`; `NotFound` if it does not exist.
     pub async fn delete(&self, backup_id: u64) -> Result<(), ApiError> {
-        let name = Self::snapshot_name(backup_id);
+        let name = records_snapshot(backup_id);
         self.http
             .send(Request::new(
                 Method::DELETE,

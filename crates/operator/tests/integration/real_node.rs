@@ -26,14 +26,11 @@ use kube::{
 use serde_json::json;
 
 use c8b_testkit::{
-    harness::{backup_id, simulated_cluster, wait_for},
+    harness::{REAL_NODE_IP, backup_id, simulated_cluster, wait_for},
     support::{TestNamespace, client, helm, install_crds, kubectl},
 };
 
 use crate::chart::CHART;
-
-/// The node's own address (on its loopback), reachable from Pods through the bridge.
-const NODE_IP: &str = "10.254.254.1";
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The image `scripts/image.sh` built and imported, as `REPOSITORY:TAG`.
@@ -152,7 +149,7 @@ fn helm_uninstall(release: &str, namespace: &str) {
 /// A simulator on the node's address, so that step Pods on the Pod network reach it.
 async fn simulator() -> SimulatorHandle {
     Simulator::start(SimulatorConfig {
-        listen: format!("{NODE_IP}:0").parse().expect("address"),
+        listen: format!("{REAL_NODE_IP}:0").parse().expect("address"),
         clusters: Vec::new(),
         state_file: None,
     })

@@ -3,7 +3,7 @@
 //! Optimize snapshot `SUCCESS`, the records snapshot), it was taken by the cluster's Camunda version, and
 //! it has the cluster's partition count (`camunda-restore.md` §4). Each refusal names the check.
 
-use crate::api::{BackupPhase, CamundaVersion, VersionFamily};
+use crate::api::{BackupPhase, CamundaVersion, VersionFamily, names::records_snapshot};
 
 use super::Validation;
 
@@ -67,11 +67,6 @@ fn part(name: &str, backup_id: i64) -> Option<Part<'_>> {
         k: k.parse().ok()?,
         n: n.parse().ok()?,
     })
-}
-
-/// The records snapshot's name (`camunda-backup-api.md` §6).
-pub fn records_snapshot(backup_id: i64) -> String {
-    format!("camunda_zeebe_records_backup_{backup_id}")
 }
 
 /// Whether a backup's version (from a snapshot name or a broker) is the cluster's: exactly, or by minor
