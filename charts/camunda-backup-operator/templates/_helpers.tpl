@@ -77,8 +77,13 @@ a Role's rules in namespaced mode. Exactly the API calls the operator makes, eac
 # Watches the three kinds (informers: list + watch) and reads single objects fresh before acting
 # (get): a CamundaCluster for its endpoints and limits, a BackupSchedule for its spec.
 - apiGroups: ["c8backup.dev"]
-  resources: ["camundaclusters", "clusterbackups", "backupschedules"]
+  resources: ["camundaclusters", "clusterbackups", "backupschedules", "clusterrestores"]
   verbs: ["get", "list", "watch"]
+# ClusterRestores: patch/update only to add and remove the operator's finalizer, which gives the
+# cluster back when a restore is deleted before it ended. Restores are the user's: no create or delete.
+- apiGroups: ["c8backup.dev"]
+  resources: ["clusterrestores"]
+  verbs: ["patch", "update"]
 # ClusterBackups: patch/update to add and remove the operator's finalizer and to mark a backup deleted
 # by retention; create because a BackupSchedule creates a ClusterBackup per slot; delete for retention
 # (maxRetained, failedRetained), schedule history limits and onClusterDelete=Delete.
@@ -99,19 +104,34 @@ a Role's rules in namespaced mode. Exactly the API calls the operator makes, eac
 # Status of all three kinds: a backup's phase and steps; a cluster's backup lock, last backup ID,
 # retained backups and rate-limit refunds; a schedule's last/next slot.
 - apiGroups: ["c8backup.dev"]
-  resources: ["camundaclusters/status", "clusterbackups/status", "backupschedules/status"]
+  resources: ["camundaclusters/status", "clusterbackups/status", "backupschedules/status", "clusterrestores/status"]
   verbs: ["get", "patch", "update"]
-# Step Jobs of a ClusterBackup carry an ownerReference with blockOwnerDeletion to it; clusters with the
-# OwnerReferencesPermissionEnforcement admission plugin require update on the owner's finalizers.
+# Step Jobs of a ClusterBackup and broker restore Jobs of a ClusterRestore carry an ownerReference with
+# blockOwnerDeletion to it; clusters with the OwnerReferencesPermissionEnforcement admission plugin
+# require update on the owner's finalizers.
 - apiGroups: ["c8backup.dev"]
-  resources: ["clusterbackups/finalizers"]
+  resources: ["clusterbackups/finalizers", "clusterrestores/finalizers"]
   verbs: ["update"]
+# A restore stops the cluster's workloads and starts them again: it reads the StatefulSets and
+# Deployments its cluster's selector names (and the broker StatefulSet's Pod template, which its
+# restore Jobs copy) and changes only their replicas, through the scale subresource.
+- apiGroups: ["apps"]
+  resources: ["statefulsets", "deployments"]
+  verbs: ["get", "list"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets/scale", "deployments/scale"]
+  verbs: ["patch"]
+# The broker's partition count, from the ConfigMap its application.yaml comes from. Read only.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
 # One Job per snapshot step: create it, watch it to the end (informer: list + watch; get after a
 # restart), delete it when the backup is deleted or the step is retried.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
-# The termination message of a failed step Pod is the step's error, copied into the backup's status.
+# The termination message of a failed step Pod is the step's error, copied into the backup's status;
+# a restore waits until no Pod of its cluster's stopped workloads is left (list of metadata).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list"]

@@ -3,7 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::{controller::RunArgs, crdgen::CrdgenArgs, ops::telemetry::LogArgs, step::StepArgs};
+use crate::{
+    controller::RunArgs, crdgen::CrdgenArgs, empty_data::EmptyDataArgs, ops::telemetry::LogArgs,
+    step::StepArgs,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,4 +32,7 @@ pub enum Command {
     Crdgen(CrdgenArgs),
     /// Take one component's snapshot (what each snapshot Job runs).
     Step(StepArgs),
+    /// Empty a broker's data directory but for the entries the restore program ignores (what the
+    /// first container of a broker restore Job runs).
+    EmptyData(EmptyDataArgs),
 }

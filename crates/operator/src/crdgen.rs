@@ -8,7 +8,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::api::{BackupSchedule, CamundaCluster, ClusterBackup};
+use crate::api::{BackupSchedule, CamundaCluster, ClusterBackup, ClusterRestore};
 
 /// Every CRD with the file name it is checked in under.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
@@ -24,6 +24,10 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         (
             "backupschedules.yaml",
             without_status_defaults(BackupSchedule::crd()),
+        ),
+        (
+            "clusterrestores.yaml",
+            without_status_defaults(ClusterRestore::crd()),
         ),
     ]
 }
@@ -148,6 +152,7 @@ mod tests {
             .collect::<String>();
         assert!(yaml.contains("ClusterBackup spec is immutable"));
         assert!(yaml.contains("clusterRef is immutable"));
-        assert_eq!(yaml.matches("rule: self == oldSelf").count(), 2);
+        assert!(yaml.contains("ClusterRestore spec is immutable"));
+        assert_eq!(yaml.matches("rule: self == oldSelf").count(), 3);
     }
 }

@@ -8,7 +8,8 @@
 //! - [`k8s`]: the Kubernetes adapters (Jobs built and observed, status writes);
 //! - [`ops`]: what runs beside the controllers (HTTP probes and metrics, leader election, logging);
 //! - [`controller`]: the reconcilers, thin shells of observe → decide → act → record;
-//! - the binary's roles: [`step`] (what a snapshot Job runs), [`crdgen`], [`cli`].
+//! - the binary's roles: [`step`] (what a snapshot Job runs), [`empty_data`] (what a broker restore Job
+//!   runs first), [`crdgen`], [`cli`].
 
 pub mod api;
 pub mod camunda;
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod controller;
 pub mod crdgen;
 pub mod decide;
+pub mod empty_data;
 mod k8s;
 pub mod ops;
 pub mod step;

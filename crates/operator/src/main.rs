@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use camunda_backup_operator::{
     cli::{Cli, Command},
     controller::{self, RunArgs},
-    crdgen,
+    crdgen, empty_data,
     ops::telemetry::{self, LogFormat},
     step,
 };
@@ -16,6 +16,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Some(Command::Crdgen(args)) => crdgen::run(args),
         Some(Command::Step(args)) => step::run(args).await,
+        Some(Command::EmptyData(args)) => empty_data::run(&args),
         Some(Command::Run(args)) => run_controllers(args, cli.log.log_format).await,
         None => run_controllers(cli.run, cli.log.log_format).await,
     }

@@ -7,7 +7,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, SecretKeyRef, conditions_schema};
+use super::{Condition, RestoreSettings, SecretKeyRef, conditions_schema};
 use crate::{
     api::duration::{InvalidDuration, SpecDuration},
     api::version::{CamundaVersion, VersionFamily},
@@ -16,7 +16,7 @@ use crate::{
 /// A Camunda 8 cluster whose backups this operator takes. It says where each component's management
 /// API answers and which limits apply to the cluster's backups. Deleting it deletes the cluster's
 /// backups unless `spec.backup.onClusterDelete` is `Retain`.
-#[derive(CustomResource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "c8backup.dev",
     version = "v1alpha1",
@@ -86,6 +86,11 @@ pub struct CamundaClusterSpec {
     /// Backup limits of this cluster. Only whoever may edit the `CamundaCluster` can change them.
     #[serde(default)]
     pub backup: BackupLimits,
+
+    /// How a `ClusterRestore` stops, restores and starts this cluster. The defaults fit the Camunda
+    /// Helm chart installed with this object's name as the release name.
+    #[serde(default)]
+    pub restore: RestoreSettings,
 }
 
 /// Where one component's management API answers.
@@ -237,6 +242,10 @@ pub struct CamundaClusterStatus {
     /// backup ID, so two backups can never run at once, even when two reconciles race.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_backup: Option<String>,
+    /// The `ClusterRestore` that runs on this cluster now. Set in a conditional write, like
+    /// `activeBackup`, so a backup and a restore never run at once; no backup starts while it is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_restore: Option<String>,
     /// When the cluster's last backup operation started; the rate limit counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup_start: Option<DateTime<Utc>>,
@@ -426,6 +435,7 @@ mod tests {
                 credentials: None,
             },
             backup: BackupLimits::default(),
+            restore: RestoreSettings::default(),
         }
     }
 

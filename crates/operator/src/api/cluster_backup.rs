@@ -115,7 +115,7 @@ pub struct ClusterBackupStatus {
 }
 
 /// The endpoints and settings of the cluster a backup was taken from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupTarget {
     /// Name of the `CamundaCluster`.

@@ -14,6 +14,7 @@ mod component;
 mod condition;
 pub mod duration;
 pub mod names;
+mod restore_settings;
 pub mod step;
 pub mod time;
 pub mod version;
@@ -24,6 +25,7 @@ pub use cluster_backup::*;
 pub use cluster_restore::*;
 pub use component::Component;
 pub use condition::*;
+pub use restore_settings::*;
 pub use version::{CamundaVersion, VersionFamily};
 
 use schemars::JsonSchema;

@@ -15,14 +15,25 @@ pub const MAX_LABEL_VALUE: usize = 63;
 /// `<backup>-<step>`, the name of a step's Job; a long backup name is cut and made unique again with
 /// a stable hash.
 pub fn job_name(backup: &str, component: Component) -> String {
-    let step = component.as_str();
-    let plain = format!("{backup}-{step}");
+    suffixed(backup, component.as_str())
+}
+
+/// `<restore>-broker-<ordinal>`, the Job that restores one broker's data volume; a long restore name
+/// is cut and made unique again with a stable hash.
+pub fn broker_restore_job(restore: &str, ordinal: i32) -> String {
+    suffixed(restore, &format!("broker-{ordinal}"))
+}
+
+/// `<name>-<suffix>` within [`MAX_LABEL_VALUE`]: a long name is cut and made unique again with a
+/// stable hash of the whole name.
+fn suffixed(name: &str, suffix: &str) -> String {
+    let plain = format!("{name}-{suffix}");
     if plain.len() <= MAX_LABEL_VALUE {
         return plain;
     }
-    let hash = format!("{:08x}", fnv1a_32(backup.as_bytes()));
-    let keep = MAX_LABEL_VALUE - step.len() - hash.len() - 2;
-    format!("{}-{hash}-{step}", cut(backup, keep))
+    let hash = format!("{:08x}", fnv1a_32(name.as_bytes()));
+    let keep = MAX_LABEL_VALUE - suffix.len() - hash.len() - 2;
+    format!("{}-{hash}-{suffix}", cut(name, keep))
 }
 
 /// A name as a label value: itself, or for a name longer than a label value may be, a cut name with a
@@ -78,6 +89,10 @@ mod tests {
         assert_eq!(job.len(), MAX_LABEL_VALUE);
         assert!(job.ends_with("-records"));
         assert_ne!(job, job_name(&format!("{long}b"), Component::Records));
+        assert_eq!(broker_restore_job("r1", 2), "r1-broker-2");
+        let broker = broker_restore_job(&long, 12);
+        assert_eq!(broker.len(), MAX_LABEL_VALUE);
+        assert!(broker.ends_with("-broker-12"));
         assert_eq!(label_value("nightly"), "nightly");
         let label = label_value(&long);
         assert_eq!(label.len(), MAX_LABEL_VALUE);

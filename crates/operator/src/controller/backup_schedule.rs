@@ -202,7 +202,10 @@ async fn reconcile(object: Arc<BackupSchedule>, ctx: Arc<Context>) -> Result<Act
     let cluster = match found {
         None => ClusterState::Missing,
         Some(c) if c.metadata.deletion_timestamp.is_some() => ClusterState::Deleting,
-        Some(_) => ClusterState::Found,
+        Some(c) => match c.status.as_ref().and_then(|s| s.active_restore.clone()) {
+            Some(restore) => ClusterState::Restoring(restore),
+            None => ClusterState::Found,
+        },
     };
     let children = children_of(&schedule, &ctx);
     // The one reading of the clock in this reconcile.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, ListParams, PostParams},
+    api::{DeleteParams, PostParams},
     runtime::{Controller, controller::Action, finalizer, reflector::ObjectRef, watcher},
 };
 use serde_json::json;
@@ -439,15 +439,12 @@ async fn observe_jobs(backup: &ClusterBackup, ctx: &Context) -> Result<Vec<Obser
 }
 
 async fn pods_of(namespace: &str, job: &str, ctx: &Context) -> Result<Vec<Pod>, Error> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let listed = pods
-        .list(&ListParams::default().labels(&format!("job-name={job}")))
+    jobs::pods_of(&ctx.client, namespace, job)
         .await
         .map_err(|source| Error::ListPods {
             job: job.to_string(),
             source,
-        })?;
-    Ok(listed.items)
+        })
 }
 
 async fn carry_out(

@@ -54,7 +54,13 @@ async fn component_client(
                 SearchFlavor::Elasticsearch => ClientFlavor::Elasticsearch,
                 SearchFlavor::OpenSearch => ClientFlavor::Opensearch,
             },
-            credentials: search_credentials(backup, search.credentials.as_ref(), ctx, reads).await?,
+            credentials: search_credentials(
+                &backup.namespace().unwrap_or_default(),
+                search.credentials.as_ref(),
+                ctx,
+                reads,
+            )
+            .await?,
         })
     } else {
         None
@@ -236,14 +242,12 @@ async fn secret_value(
 
 /// Reads the search credentials from the Secrets the cluster named; their values never leave memory.
 pub(super) async fn search_credentials(
-    backup: &ClusterBackup,
+    namespace: &str,
     refs: Option<&crate::api::SearchCredentials>,
     ctx: &Context,
     reads: SecretReads,
 ) -> Result<Option<SearchCredentials>, String> {
     let Some(refs) = refs else { return Ok(None) };
-    let namespace = backup.namespace().unwrap_or_default();
-    let namespace = namespace.as_str();
     match (&refs.username, &refs.password, &refs.api_key) {
         (_, _, Some(api_key)) => Ok(Some(SearchCredentials::ApiKey(
             secret_value(ctx, namespace, api_key, reads).await?,

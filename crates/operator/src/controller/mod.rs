@@ -4,6 +4,7 @@
 mod backup_schedule;
 mod camunda_cluster;
 mod cluster_backup;
+mod cluster_restore;
 mod components;
 mod error;
 #[cfg(test)]
@@ -512,6 +513,7 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
             cluster_backup::run(backup_controller, job_changes, context.clone(), namespace),
             camunda_cluster::run(cluster_controller, context.clone(), namespace),
             backup_schedule::run(context.clone(), namespace),
+            cluster_restore::run(context.clone(), namespace),
         );
     };
     match leadership.as_mut() {

@@ -328,10 +328,9 @@ async fn search_credentials_are_read_from_their_secret_once_while_they_are_fresh
     let ctx = Context::test(client, &[], &[]);
     let refs: crate::api::SearchCredentials =
         serde_json::from_value(json!({ "apiKey": { "name": "es", "key": "api-key" } })).unwrap();
-    let b1 = backup("b1", json!({}), Value::Null);
     use super::components::{SecretReads, search_credentials};
     for _ in 0..3 {
-        let credentials = search_credentials(&b1, Some(&refs), &ctx, SecretReads::Cached)
+        let credentials = search_credentials("ns", Some(&refs), &ctx, SecretReads::Cached)
             .await
             .unwrap();
         assert_eq!(
@@ -341,7 +340,7 @@ async fn search_credentials_are_read_from_their_secret_once_while_they_are_fresh
     }
     assert_eq!(api.calls().len(), 1, "read once, then from memory");
     // Deleting data reads afresh, so that a Secret that is gone is named as such.
-    search_credentials(&b1, Some(&refs), &ctx, SecretReads::Fresh)
+    search_credentials("ns", Some(&refs), &ctx, SecretReads::Fresh)
         .await
         .unwrap();
     assert_eq!(api.calls().len(), 2);

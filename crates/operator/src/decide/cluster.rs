@@ -21,6 +21,8 @@ use crate::{
 pub mod conditions {
     pub const READY: &str = "Ready";
     pub const BACKUPS_DELETED_WITH_CLUSTER: &str = "BackupsDeletedWithCluster";
+    /// A `ClusterRestore` replaces the cluster's data now; no backup starts meanwhile.
+    pub const RESTORING: &str = "Restoring";
 }
 
 /// What the reconciler does for a cluster that is not being deleted.
@@ -130,6 +132,18 @@ pub fn plan(cluster: &CamundaCluster, backups: &[&ClusterBackup], now: DateTime<
             reason,
             message.into(),
         ),
+    );
+    let (restoring, reason, message) = match status.active_restore.as_deref() {
+        Some(restore) => (
+            true,
+            "RestoreInProgress",
+            format!("ClusterRestore {restore} replaces the cluster's data; backups and schedules wait"),
+        ),
+        None => (false, "NoRestore", "no restore runs".to_string()),
+    };
+    set_condition(
+        &mut status.conditions,
+        condition(conditions::RESTORING, restoring, reason, message),
     );
     ClusterPlan {
         status,
@@ -254,6 +268,7 @@ mod tests {
                 )
                 .unwrap(),
                 backup: serde_json::from_value::<BackupLimits>(limits).unwrap(),
+                restore: Default::default(),
             },
         );
         cluster.metadata.generation = Some(2);

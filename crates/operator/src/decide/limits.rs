@@ -63,6 +63,8 @@ pub struct RateState {
     pub refunds: usize,
     /// The backup holding the cluster's lock (`status.activeBackup`).
     pub active_backup: Option<String>,
+    /// The restore holding the cluster (`status.activeRestore`); no backup starts while it runs.
+    pub active_restore: Option<String>,
 }
 
 impl RateState {
@@ -72,6 +74,7 @@ impl RateState {
             last_backup_start: status.and_then(|s| s.last_backup_start),
             refunds: status.map_or(0, |s| s.refunds.len()),
             active_backup: status.and_then(|s| s.active_backup.clone()),
+            active_restore: status.and_then(|s| s.active_restore.clone()),
         }
     }
 }
@@ -95,6 +98,14 @@ pub fn turn(
     rate: &RateState,
     now: DateTime<Utc>,
 ) -> Turn {
+    if let Some(restore) = &rate.active_restore {
+        return Turn::Wait {
+            reason: "RestoreInProgress",
+            message: format!(
+                "ClusterRestore {restore} replaces this cluster's data; the backup starts once it has finished"
+            ),
+        };
+    }
     // The lock in the cluster's status is authoritative; a holder that is gone or finished left it
     // stale (the operator died before releasing it) and does not block.
     let lock_holder = rate
@@ -304,7 +315,7 @@ mod tests {
                 RateState {
                     last_backup_start: Some(t(0)),
                     refunds: 1,
-                    active_backup: None,
+                    ..RateState::default()
                 },
                 61,
                 Turn::Start { uses_refund: true },
@@ -333,6 +344,24 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn no_backup_starts_while_a_restore_holds_the_cluster() {
+        let restoring = RateState {
+            active_restore: Some("back-to-monday".into()),
+            ..RateState::default()
+        };
+        let backups = vec![view("b", 1, None, false)];
+        let waits = turn("b", &backups, &limits(), &restoring, t(2));
+        assert!(
+            matches!(waits, Turn::Wait { reason: "RestoreInProgress", ref message } if message.contains("back-to-monday")),
+            "{waits:?}"
+        );
+        assert!(matches!(
+            turn("b", &backups, &limits(), &RateState::default(), t(2)),
+            Turn::Start { .. }
+        ));
     }
 
     #[test]
@@ -615,7 +644,7 @@ mod properties {
             let rate = RateState {
                 last_backup_start: Some(now - chrono::Duration::minutes(since_start)),
                 refunds,
-                active_backup: None,
+                ..RateState::default()
             };
             let starting: Vec<&String> = backups
                 .iter()

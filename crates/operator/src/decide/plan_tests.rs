@@ -56,6 +56,7 @@ fn cluster(version: &str, optimize: bool) -> CamundaCluster {
                 credentials: None,
             },
             backup: BackupLimits::default(),
+            restore: Default::default(),
         },
     );
     cluster.status = Some(CamundaClusterStatus {

@@ -251,6 +251,13 @@ pub fn definite_failure(pods: &[Pod]) -> Option<String> {
         .map(|(_, message)| message)
 }
 
+/// The Pods of Job `job` (by the label the Job controller puts on them).
+pub async fn pods_of(client: &kube::Client, namespace: &str, job: &str) -> Result<Vec<Pod>, kube::Error> {
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), namespace);
+    let params = kube::api::ListParams::default().labels(&format!("job-name={job}"));
+    Ok(pods.list(&params).await?.items)
+}
+
 /// The termination message of the newest failed container among a Job's Pods.
 pub fn termination_message(pods: &[Pod]) -> Option<String> {
     pods.iter()

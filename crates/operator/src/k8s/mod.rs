@@ -5,3 +5,4 @@ pub mod cache;
 pub mod cluster_status;
 pub mod index;
 pub mod jobs;
+pub mod restore;

@@ -21,7 +21,7 @@ use prometheus_client::{
 };
 
 use crate::{
-    api::{BackupPhase, CamundaCluster, ClusterBackup},
+    api::{BackupPhase, CamundaCluster, ClusterBackup, ClusterRestoreStatus, RestorePhase},
     decide::shard::{Ownership, Shard},
 };
 
@@ -49,6 +49,11 @@ pub struct StepLabels {
     pub step: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestorePhaseLabels {
+    pub phase: String,
+}
+
 /// The counters and histograms, shared by every controller.
 pub struct Metrics {
     registry: Registry,
@@ -59,6 +64,10 @@ pub struct Metrics {
     pub deletion_failures: Family<ClusterLabels, Counter>,
     pub skipped_slots: Family<SkipLabels, Counter>,
     pub step_duration: Family<StepLabels, Histogram>,
+    /// Restores that entered each phase.
+    pub restores: Family<RestorePhaseLabels, Counter>,
+    /// Duration of finished restores, by how they ended.
+    pub restore_duration: Family<RestorePhaseLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -73,6 +82,11 @@ impl Default for Metrics {
             skipped_slots: Family::default(),
             // 1 s to about 4.5 h: a step takes from seconds (small clusters) to hours (large indices).
             step_duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(1.0, 2.0, 15))),
+            restores: Family::default(),
+            // 1 s to about 9 h.
+            restore_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1.0, 2.0, 16))
+            }),
             registry: Registry::default(),
         };
         registry.register(
@@ -111,7 +125,34 @@ impl Default for Metrics {
             prometheus_client::registry::Unit::Seconds,
             metrics.step_duration.clone(),
         );
+        registry.register(
+            "restores",
+            "Restores that entered each phase",
+            metrics.restores.clone(),
+        );
+        registry.register_with_unit(
+            "restore_duration",
+            "Duration of finished restores, by the phase they ended in",
+            prometheus_client::registry::Unit::Seconds,
+            metrics.restore_duration.clone(),
+        );
         Self { registry, ..metrics }
+    }
+}
+
+impl Metrics {
+    /// Counts a restore entering `phase`; a finished one also records how long it took.
+    pub fn restore_entered(&self, phase: RestorePhase, status: &ClusterRestoreStatus) {
+        let labels = RestorePhaseLabels {
+            phase: format!("{phase:?}"),
+        };
+        self.restores.get_or_create(&labels).inc();
+        if let (true, Some(start), Some(end)) =
+            (phase.is_terminal(), status.start_time, status.completion_time)
+        {
+            let seconds = (end - start).to_std().unwrap_or_default().as_secs_f64();
+            self.restore_duration.get_or_create(&labels).observe(seconds);
+        }
     }
 }
 

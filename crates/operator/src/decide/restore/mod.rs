@@ -129,6 +129,11 @@ pub struct Observed<'a> {
 /// A side effect the reconciler carries out before it records the planned status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
+    /// Take the cluster for this restore (`status.activeRestore`, a conditional write): no backup
+    /// starts and no other restore runs until it is released.
+    HoldCluster,
+    /// Give the cluster back: the restore has ended.
+    ReleaseCluster,
     /// Scale these workloads to zero replicas.
     ScaleDown(Vec<(WorkloadKind, String)>),
     /// Delete exactly these indices (by name, never a pattern).
@@ -198,6 +203,42 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
     }
 }
 
+/// The plan of a restore that cannot be carried out at all (its cluster is missing or its spec invalid):
+/// `Failed` with `reason`, the cluster untouched, and given back if the restore held it.
+pub fn refuse(restore: &ClusterRestore, reason: &'static str, message: String, now: DateTime<Utc>) -> Plan {
+    let observed = Observed {
+        restore,
+        blocked_by: None,
+        validation: None,
+        workloads: &[],
+        indices: &[],
+        snapshots: &[],
+        broker_jobs: &[],
+        now,
+    };
+    let mut status = restore.status.clone().unwrap_or_default();
+    status.observed_generation = restore.metadata.generation;
+    let mut planner = Planner {
+        observed: &observed,
+        status,
+        effects: Vec::new(),
+        notes: Vec::new(),
+        requeue: Requeue::default(),
+    };
+    planner.status.start_time.get_or_insert(now);
+    planner.data(
+        DataState::Untouched,
+        "the restore stopped before changing anything".into(),
+    );
+    planner.enter(RestorePhase::Failed, reason, message);
+    Plan {
+        effects: planner.effects,
+        status: planner.status,
+        notes: planner.notes,
+        requeue: None,
+    }
+}
+
 struct Planner<'a> {
     observed: &'a Observed<'a>,
     status: ClusterRestoreStatus,
@@ -255,6 +296,7 @@ impl Planner<'_> {
             });
             self.requeue.within(Duration::ZERO);
         } else {
+            self.effects.push(Effect::ReleaseCluster);
             self.status.completion_time = Some(now);
             if let Some(start) = self.status.start_time {
                 self.status.duration = Some(format_short((now - start).to_std().unwrap_or_default()));
@@ -296,6 +338,17 @@ impl Planner<'_> {
     }
 
     fn admit(&mut self) {
+        let spec = &self.observed.restore.spec;
+        if !spec.dry_run && !spec.overwrite_data {
+            // The schema says so too, but an API server without CEL rules (before 1.25) lets it through.
+            self.status.start_time = Some(self.now());
+            self.data(DataState::Untouched, "nothing was changed".into());
+            return self.enter(
+                RestorePhase::Failed,
+                "OverwriteNotConfirmed",
+                "a restore replaces the cluster's data: set overwriteData: true to confirm, or dryRun: true to only validate".into(),
+            );
+        }
         if let Some(blocker) = self.observed.blocked_by.clone() {
             let message =
                 format!("waiting for {blocker} to finish; a cluster runs one backup or restore at a time");
@@ -313,6 +366,7 @@ impl Planner<'_> {
             self.requeue.within(WAITING_RECHECK);
             return;
         }
+        self.effects.push(Effect::HoldCluster);
         self.status.start_time = Some(self.now());
         self.data(DataState::Untouched, "nothing was changed yet".into());
         self.enter(

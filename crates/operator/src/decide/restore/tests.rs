@@ -84,6 +84,7 @@ impl World {
 
     fn apply(&mut self, effect: &Effect) {
         match effect {
+            Effect::HoldCluster | Effect::ReleaseCluster => {}
             Effect::ScaleDown(names) => {
                 for w in self
                     .workloads
@@ -163,6 +164,14 @@ fn effects(plans: &[Plan]) -> Vec<Effect> {
     plans.iter().flat_map(|p| p.effects.clone()).collect()
 }
 
+/// The effects that change the cluster (all but taking and giving back its lock).
+fn changes(plans: &[Plan]) -> Vec<Effect> {
+    effects(plans)
+        .into_iter()
+        .filter(|e| !matches!(e, Effect::HoldCluster | Effect::ReleaseCluster))
+        .collect()
+}
+
 fn data_reason(plan: &Plan) -> String {
     plan.status
         .conditions
@@ -179,6 +188,7 @@ fn a_restore_stops_deletes_restores_and_starts_in_order_recording_each_step_befo
     assert_eq!(
         effects(&plans),
         vec![
+            Effect::HoldCluster,
             Effect::ScaleDown(vec![
                 (WorkloadKind::StatefulSet, "c1-zeebe".into()),
                 (WorkloadKind::Deployment, "c1-optimize".into())
@@ -202,6 +212,7 @@ fn a_restore_stops_deletes_restores_and_starts_in_order_recording_each_step_befo
                 name: "c1-optimize".into(),
                 replicas: 1
             }]),
+            Effect::ReleaseCluster,
         ]
     );
     // Each destructive effect comes a reconcile after the status that records what it changes.
@@ -245,7 +256,8 @@ fn an_invalid_backup_fails_the_restore_before_anything_is_changed() {
         message: "zeebe partition 2 is IN_PROGRESS".into(),
     };
     let plans = run(&mut world, false, refused);
-    assert!(effects(&plans).is_empty());
+    assert!(changes(&plans).is_empty());
+    assert_eq!(effects(&plans), [Effect::HoldCluster, Effect::ReleaseCluster]);
     let done = plans.last().unwrap();
     assert_eq!(
         (done.status.phase, done.status.reason.as_deref()),
@@ -263,7 +275,8 @@ fn an_invalid_backup_fails_the_restore_before_anything_is_changed() {
 fn a_dry_run_validates_reports_the_plan_and_changes_nothing() {
     let mut world = World::new();
     let plans = run(&mut world, true, valid());
-    assert!(effects(&plans).is_empty());
+    assert!(changes(&plans).is_empty());
+    assert_eq!(effects(&plans), [Effect::HoldCluster, Effect::ReleaseCluster]);
     let done = plans.last().unwrap();
     assert_eq!(
         (done.status.phase, done.status.reason.as_deref()),
@@ -290,7 +303,7 @@ fn a_failed_broker_job_fails_the_restore_and_the_workloads_stay_stopped() {
     };
     let plans = run(&mut world, false, valid());
     assert!(
-        !effects(&plans).iter().any(|e| matches!(e, Effect::ScaleUp(_))),
+        !changes(&plans).iter().any(|e| matches!(e, Effect::ScaleUp(_))),
         "never started on half-restored data"
     );
     let done = plans.last().unwrap();
@@ -399,4 +412,18 @@ fn only_the_cluster_s_own_indices_are_its_own() {
     ] {
         assert_eq!(prefixes.owns(index), owned, "{index}");
     }
+}
+
+#[test]
+fn a_restore_without_the_overwrite_confirmation_fails_before_anything() {
+    let world = World::new();
+    let mut r = restore(false);
+    r.spec.overwrite_data = false;
+    let p = world.observe(&r, Some(valid()), 0);
+    assert_eq!(
+        (p.status.phase, p.status.reason.as_deref()),
+        (Some(RestorePhase::Failed), Some("OverwriteNotConfirmed"))
+    );
+    assert_eq!(p.effects, [Effect::ReleaseCluster], "never held, nothing changed");
+    assert_eq!(data_reason(&p), "Untouched");
 }

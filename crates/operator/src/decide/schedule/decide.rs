@@ -189,7 +189,19 @@ fn fire_or_skip(input: &Input<'_>, slot: DateTime<Utc>, decision: &mut Decision)
         );
         return None;
     }
-    if input.cluster != ClusterState::Found {
+    if let ClusterState::Restoring(restore) = &input.cluster {
+        let why = format!("ClusterRestore {restore} was replacing the cluster's data");
+        skip(
+            decision,
+            input.now,
+            &[slot],
+            1,
+            reasons::RESTORE_IN_PROGRESS,
+            &why,
+        );
+        return None;
+    }
+    if !input.cluster.exists() {
         let state = if input.cluster == ClusterState::Missing {
             "does not exist"
         } else {
@@ -232,7 +244,7 @@ fn record_refused(input: &Input<'_>, status: &BackupScheduleStatus, decision: &m
 
 /// The `Ready` condition of a schedule that could be parsed.
 fn readiness(input: &Input<'_>) -> (ConditionStatus, &'static str, String) {
-    if input.cluster != ClusterState::Found {
+    if !input.cluster.exists() {
         (
             ConditionStatus::False,
             reasons::CLUSTER_NOT_FOUND,

@@ -70,6 +70,8 @@ pub mod reasons {
     pub const CLUSTER_NOT_FOUND: &str = "ClusterNotFound";
     /// An object that this schedule did not create already has the slot's name.
     pub const NAME_CONFLICT: &str = "NameConflict";
+    /// A `ClusterRestore` was replacing the cluster's data when the slot came.
+    pub const RESTORE_IN_PROGRESS: &str = "RestoreInProgress";
 }
 
 /// A `ClusterBackup` of this schedule (or the object that holds a slot's name), as the decision needs it.
@@ -101,6 +103,15 @@ pub enum ClusterState {
     Found,
     Missing,
     Deleting,
+    /// The cluster exists and this `ClusterRestore` replaces its data.
+    Restoring(String),
+}
+
+impl ClusterState {
+    /// Whether the cluster is there (restoring or not).
+    pub fn exists(&self) -> bool {
+        matches!(self, ClusterState::Found | ClusterState::Restoring(_))
+    }
 }
 
 /// Everything [`decide`] looks at.

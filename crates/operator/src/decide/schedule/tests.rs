@@ -554,6 +554,16 @@ fn slot_skips_by_reason() {
             skipped: vec![("2026-01-10T10:10:00+00:00", reasons::CLUSTER_NOT_FOUND)],
         },
         Case {
+            what: "a restore replaces the cluster's data",
+            suspend: false,
+            children: vec![],
+            cluster: ClusterState::Restoring("back-to-monday".into()),
+            taken: vec![],
+            now: "2026-01-10T10:10:00Z",
+            fires: false,
+            skipped: vec![("2026-01-10T10:10:00+00:00", reasons::RESTORE_IN_PROGRESS)],
+        },
+        Case {
             what: "a foreign object holds the slot's name",
             suspend: false,
             children: vec![],
