@@ -1,0 +1,382 @@
+//! `ClusterRestore` on a real API server against the simulator: validation refuses every bad backup
+//! before anything changes, a dry run changes nothing, and a restore holds its cluster (backups wait
+//! with `RestoreInProgress`), records the replicas, stops the chart's workloads, deletes only the
+//! cluster's own indices, brings their data back to the backup point and creates one restore Job per
+//! broker volume. This control plane has no kubelet, so the broker Jobs never run here: the whole
+//! restore, brokers included, runs on the real node (`real_node::restore`).
+
+use std::{collections::BTreeMap, time::Duration};
+
+use camunda_backup_operator::api::{BackupPhase, ClusterBackup, ClusterRestore, RestorePhase};
+use k8s_openapi::api::{
+    apps::v1::{Deployment, StatefulSet},
+    batch::v1::Job,
+};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, PostParams},
+};
+use serde_json::{Value, json};
+
+use c8b_testkit::harness::{World, backup_id, wait_event, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the Camunda 8.8 chart runs for release `release`, reduced to what a restore reads: the
+/// Orchestration Cluster's StatefulSet (`<release>-zeebe`, partition count in its environment) and
+/// Optimize's Deployment, with the chart's labels.
+async fn chart_workloads(world: &World, release: &str, brokers: i32, partitions: u32) {
+    let labels = |component: &str| {
+        json!({
+            "app.kubernetes.io/instance": release,
+            "app.kubernetes.io/part-of": "camunda-platform",
+            "app.kubernetes.io/component": component,
+        })
+    };
+    let container = |name: &str, env: Value, mounts: Value| {
+        json!({
+            "name": name, "image": "camunda/camunda:8.8.0", "env": env, "volumeMounts": mounts,
+            "securityContext": { "runAsNonRoot": true, "runAsUser": 1001, "allowPrivilegeEscalation": false }
+        })
+    };
+    let set: StatefulSet = serde_json::from_value(json!({
+        "metadata": { "name": format!("{release}-zeebe"), "labels": labels("orchestration") },
+        "spec": {
+            "replicas": brokers,
+            "serviceName": format!("{release}-zeebe"),
+            "selector": { "matchLabels": labels("orchestration") },
+            "template": {
+                "metadata": { "labels": labels("orchestration") },
+                "spec": { "containers": [container(
+                    "orchestration",
+                    json!([{ "name": "CAMUNDA_CLUSTER_PARTITIONCOUNT", "value": partitions.to_string() },
+                           { "name": "CAMUNDA_DATA_BACKUP_STORE", "value": "S3" }]),
+                    json!([{ "name": "data", "mountPath": "/usr/local/camunda/data" }]),
+                )] }
+            },
+            "volumeClaimTemplates": [{ "metadata": { "name": "data" },
+                "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } } }]
+        }
+    }))
+    .expect("a StatefulSet");
+    Api::<StatefulSet>::namespaced(world.client.clone(), &world.ns.name)
+        .create(&PostParams::default(), &set)
+        .await
+        .expect("create the broker StatefulSet");
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": { "name": format!("{release}-optimize"), "labels": labels("optimize") },
+        "spec": {
+            "replicas": 1,
+            "selector": { "matchLabels": labels("optimize") },
+            "template": { "metadata": { "labels": labels("optimize") },
+                          "spec": { "containers": [container("optimize", json!([]), json!([]))] } }
+        }
+    }))
+    .expect("a Deployment");
+    Api::<Deployment>::namespaced(world.client.clone(), &world.ns.name)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create the Optimize Deployment");
+}
+
+async fn replicas(world: &World, release: &str) -> (i32, i32) {
+    let ns = &world.ns.name;
+    let set = Api::<StatefulSet>::namespaced(world.client.clone(), ns)
+        .get(&format!("{release}-zeebe"))
+        .await
+        .expect("broker StatefulSet");
+    let deployment = Api::<Deployment>::namespaced(world.client.clone(), ns)
+        .get(&format!("{release}-optimize"))
+        .await
+        .expect("Optimize Deployment");
+    (
+        set.spec.and_then(|s| s.replicas).unwrap_or_default(),
+        deployment.spec.and_then(|s| s.replicas).unwrap_or_default(),
+    )
+}
+
+fn restores(world: &World) -> Api<ClusterRestore> {
+    Api::namespaced(world.client.clone(), &world.ns.name)
+}
+
+async fn create_restore(world: &World, name: &str, spec: Value) {
+    let object: ClusterRestore = serde_json::from_value(json!({
+        "apiVersion": "c8backup.dev/v1alpha1", "kind": "ClusterRestore",
+        "metadata": { "name": name }, "spec": spec,
+    }))
+    .expect("a ClusterRestore");
+    restores(world)
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("create the restore");
+}
+
+async fn wait_restore(world: &World, name: &str, phase: RestorePhase) -> ClusterRestore {
+    let api = restores(world);
+    wait_for(&format!("ClusterRestore {name} in {phase:?}"), TIMEOUT, || {
+        let api = api.clone();
+        async move {
+            let restore = api.get(name).await.ok()?;
+            let now = restore.status.as_ref().and_then(|s| s.phase)?;
+            assert!(
+                now == phase || !now.is_terminal(),
+                "{name} ended in {now:?} ({:?}), not {phase:?}",
+                restore.status.as_ref().and_then(|s| s.reason.clone())
+            );
+            (now == phase).then_some(restore)
+        }
+    })
+    .await
+}
+
+fn reason(restore: &ClusterRestore) -> String {
+    restore
+        .status
+        .as_ref()
+        .and_then(|s| s.reason.clone())
+        .unwrap_or_default()
+}
+
+/// Every index of the simulated search cluster with its document count.
+fn indices(world: &World, cluster: &str) -> BTreeMap<String, u64> {
+    world
+        .sim
+        .cluster(cluster)
+        .expect("simulated cluster")
+        .indices
+        .iter()
+        .map(|(name, index)| (name.clone(), index.docs))
+        .collect()
+}
+
+async fn active_restore(world: &World, cluster: &str) -> Option<String> {
+    let cluster = world.clusters().get(cluster).await.expect("cluster");
+    cluster.status.and_then(|s| s.active_restore)
+}
+
+async fn completed_backup(world: &World, name: &str, cluster: &str) -> ClusterBackup {
+    world.backup(name, cluster).await;
+    world.wait_phase(name, BackupPhase::Completed, TIMEOUT).await
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG)"]
+async fn a_dry_run_and_every_refused_check_leave_the_cluster_running_and_untouched() {
+    let world = World::start("restore-checks", &[]).await;
+    world.cluster("c1", "8.8.0", false, json!({})).await;
+    chart_workloads(&world, "c1", 2, 3).await;
+    completed_backup(&world, "b1", "c1").await;
+    let before = indices(&world, "c1");
+
+    create_restore(
+        &world,
+        "dry",
+        json!({ "clusterRef": { "name": "c1" }, "backup": { "name": "b1" }, "dryRun": true }),
+    )
+    .await;
+    let dry = wait_restore(&world, "dry", RestorePhase::Completed).await;
+    assert_eq!(reason(&dry), "DryRun");
+    let status = dry.status.clone().unwrap_or_default();
+    assert!(
+        status
+            .plan
+            .iter()
+            .any(|l| l == "stop StatefulSet c1-zeebe (2 replicas)"),
+        "{:?}",
+        status.plan
+    );
+    assert!(
+        status.snapshots.iter().any(|s| s.starts_with("camunda_webapps_")),
+        "{:?}",
+        status.snapshots
+    );
+    assert_eq!(status.brokers.len(), 2, "one restore per broker volume");
+    assert_eq!(status.brokers[1].volume_claim, "data-c1-zeebe-1");
+
+    // Each refusal names its check and changes nothing.
+    let refusals = [
+        ("missing", json!({ "name": "nope" }), true, "BackupNotFound"),
+        ("unknown-id", json!({ "id": 999 }), true, "BackupIncomplete"),
+        (
+            "unconfirmed",
+            json!({ "name": "b1" }),
+            false,
+            "OverwriteNotConfirmed",
+        ),
+    ];
+    for (name, backup, confirmed, expected) in refusals {
+        let mut spec = json!({ "clusterRef": { "name": "c1" }, "backup": backup });
+        if confirmed {
+            spec["overwriteData"] = json!(true);
+        }
+        create_restore(&world, name, spec).await;
+        let failed = wait_restore(&world, name, RestorePhase::Failed).await;
+        assert_eq!(reason(&failed), expected, "{name}: {:?}", failed.status);
+        let data = failed.status.unwrap_or_default().conditions;
+        let data = data
+            .iter()
+            .find(|c| c.type_ == "ClusterData")
+            .expect("ClusterData");
+        assert_eq!(data.reason, "Untouched", "{name}");
+    }
+    // A partition count that is not the backup's.
+    let sets: Api<StatefulSet> = Api::namespaced(world.client.clone(), &world.ns.name);
+    sets.patch(
+        "c1-zeebe",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Strategic(json!({ "spec": { "template": { "spec": { "containers": [
+            { "name": "orchestration", "env": [{ "name": "CAMUNDA_CLUSTER_PARTITIONCOUNT", "value": "4" }] }
+        ] } } } })),
+    )
+    .await
+    .expect("change the partition count");
+    create_restore(
+        &world,
+        "partitions",
+        json!({ "clusterRef": { "name": "c1" }, "backup": { "name": "b1" }, "overwriteData": true }),
+    )
+    .await;
+    let failed = wait_restore(&world, "partitions", RestorePhase::Failed).await;
+    assert_eq!(reason(&failed), "PartitionCountMismatch", "{:?}", failed.status);
+
+    assert_eq!(replicas(&world, "c1").await, (2, 1), "nothing was stopped");
+    assert_eq!(indices(&world, "c1"), before, "no index was touched");
+    assert_eq!(
+        active_restore(&world, "c1").await,
+        None,
+        "every restore gave the cluster back"
+    );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG)"]
+async fn a_restore_holds_the_cluster_and_brings_back_exactly_its_own_indices() {
+    let world = World::start("restore-data", &[]).await;
+    world
+        .cluster("c1", "8.8.0", false, json!({ "minInterval": "1s" }))
+        .await;
+    chart_workloads(&world, "c1", 2, 3).await;
+    let b1 = completed_backup(&world, "b1", "c1").await;
+    let at_backup = indices(&world, "c1");
+    let report = world.sim.advance_data("c1", 500).await.expect("advance the data");
+    assert!(!report.indices.is_empty());
+    let advanced = indices(&world, "c1");
+    assert_ne!(advanced, at_backup);
+
+    create_restore(
+        &world,
+        "r1",
+        json!({ "clusterRef": { "name": "c1" }, "backup": { "name": "b1" }, "overwriteData": true }),
+    )
+    .await;
+    // The brokers' Jobs cannot run without a kubelet: the restore waits for them, holding the cluster.
+    let waiting = wait_restore(&world, "r1", RestorePhase::RestoringZeebe).await;
+    let status = waiting.status.clone().unwrap_or_default();
+    assert_eq!(status.backup_id, Some(backup_id(&b1) as i64));
+    let recorded: Vec<(String, i32)> = status
+        .workloads
+        .iter()
+        .map(|w| (w.name.clone(), w.replicas))
+        .collect();
+    assert_eq!(
+        recorded,
+        [("c1-zeebe".to_string(), 2), ("c1-optimize".to_string(), 1)]
+    );
+    assert_eq!(replicas(&world, "c1").await, (0, 0), "every workload stopped");
+
+    // Only the cluster's own indices were deleted, and their data is the backup's again; the other
+    // indices of the search cluster kept theirs.
+    let restored = indices(&world, "c1");
+    for name in &status.deleted_indices {
+        assert_eq!(
+            restored.get(name),
+            at_backup.get(name),
+            "{name} is back at the backup point"
+        );
+    }
+    let foreign: Vec<&String> = advanced
+        .keys()
+        .filter(|n| !status.deleted_indices.contains(n))
+        .collect();
+    assert!(!foreign.is_empty(), "the simulator seeds foreign indices");
+    for name in foreign {
+        assert_eq!(
+            restored.get(name),
+            advanced.get(name),
+            "{name} is not the cluster's and was left alone"
+        );
+    }
+
+    // One restore Job per broker volume, with that broker's node ID and claim.
+    let jobs: Api<Job> = Api::namespaced(world.client.clone(), &world.ns.name);
+    for ordinal in 0..2 {
+        let job = jobs
+            .get(&format!("r1-broker-{ordinal}"))
+            .await
+            .expect("broker restore Job");
+        let pod = job.spec.and_then(|s| s.template.spec).expect("Pod template");
+        let env = pod.containers[0].env.clone().unwrap_or_default();
+        let node_id = env
+            .iter()
+            .find(|e| e.name == "VALUES_ORCHESTRATION_NODE_ID")
+            .and_then(|e| e.value.clone());
+        assert_eq!(node_id, Some(ordinal.to_string()));
+        let claim = pod
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|v| v.persistent_volume_claim);
+        assert_eq!(
+            claim.map(|c| c.claim_name),
+            Some(format!("data-c1-zeebe-{ordinal}"))
+        );
+    }
+
+    // While it holds the cluster, a backup waits and the cluster says why.
+    assert_eq!(active_restore(&world, "c1").await.as_deref(), Some("r1"));
+    world.backup("b2", "c1").await;
+    world
+        .wait_backup("b2", "waiting for the restore", TIMEOUT, |b| {
+            b.status.as_ref().and_then(|s| s.reason.as_deref()) == Some("RestoreInProgress")
+        })
+        .await;
+    let clusters = world.clusters();
+    wait_for("the cluster's Restoring condition", TIMEOUT, || {
+        let clusters = clusters.clone();
+        async move {
+            let cluster = clusters.get("c1").await.ok()?;
+            cluster
+                .status?
+                .conditions
+                .iter()
+                .any(|c| {
+                    c.type_ == "Restoring" && c.status == camunda_backup_operator::api::ConditionStatus::True
+                })
+                .then_some(())
+        }
+    })
+    .await;
+
+    // Deleting the restore gives the cluster back (the workloads stay stopped: the data is not whole),
+    // and the waiting backup runs.
+    restores(&world)
+        .delete("r1", &DeleteParams::default())
+        .await
+        .expect("delete the restore");
+    wait_event(&world, "r1", "RestoreAbandoned", "RestoringZeebe").await;
+    world.wait_phase("b2", BackupPhase::Completed, TIMEOUT).await;
+    assert_eq!(
+        replicas(&world, "c1").await,
+        (0, 0),
+        "never started on half-restored data"
+    );
+    assert!(
+        restores(&world)
+            .get_opt("r1")
+            .await
+            .expect("read")
+            .is_none_or(|r| r.finalizers().is_empty())
+    );
+    world.cleanup().await;
+}
