@@ -206,6 +206,8 @@ impl RestoreSettings {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::expect_used)]
+
     use super::*;
 
     #[test]
