@@ -1,16 +1,21 @@
 //! `kubectl c8backup`: take a backup of a Camunda cluster and follow it step by step, list and describe
-//! backups, tell when the next backup is allowed and why, and delete a backup (its data included).
+//! backups, tell when the next backup is allowed and why, delete a backup (its data included), and
+//! restore a cluster to one backup (validate only with `--dry-run`), following it phase by phase.
 //! It talks to the API server as the user running it (the kubeconfig kubectl uses) and decides nothing
 //! the operator does not: "next" runs the operator's own admission rule on what the server shows.
 //!
-//! Exit codes: 0 done (a backup completed, a deletion finished, a query answered); 1 the backup failed
-//! or was refused, the object was not found, a wait timed out, or the API server refused; 2 bad usage.
+//! Exit codes: 0 done (a backup or restore completed, a deletion finished, a query answered); 1 the
+//! backup or restore failed or was refused, the object was not found, a wait timed out, or the API
+//! server refused; 2 bad usage.
 
 mod view;
 
 use std::{process::ExitCode, time::Duration};
 
-use camunda_backup_operator::api::{BackupPhase, CamundaCluster, ClusterBackup, ClusterBackupStatus};
+use camunda_backup_operator::api::{
+    BackupPhase, CamundaCluster, ClusterBackup, ClusterBackupStatus, ClusterRestore, ClusterRestoreStatus,
+    RestorePhase,
+};
 use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::{StreamExt, TryStreamExt};
@@ -68,6 +73,27 @@ enum Command {
     Describe { backup: String },
     /// When the next backup of CLUSTER is allowed, and why.
     Next { cluster: String },
+    /// Bring CLUSTER back to one backup (a `ClusterRestore`): its data is replaced by the backup's.
+    Restore {
+        cluster: String,
+        /// The backup: the name of a `ClusterBackup`, or a backup ID found in the component stores.
+        #[arg(long)]
+        backup: String,
+        /// Only validate the backup and print what the restore would do.
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirm that the cluster's current data is deleted and replaced (required unless --dry-run).
+        #[arg(long, required_unless_present = "dry_run")]
+        overwrite_data: bool,
+        /// Name of the restore (default: CLUSTER-restore-<UTC time>).
+        #[arg(long)]
+        name: Option<String>,
+        /// Follow the restore phase by phase until it completes or fails.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
     /// Delete a backup and, through the operator, its data in every component.
     Delete {
         backup: String,
@@ -101,6 +127,12 @@ enum Failure {
     BackupDidNotComplete {
         name: String,
         phase: String,
+        message: String,
+    },
+    #[error("restore {name} failed ({reason}): {message}")]
+    RestoreFailed {
+        name: String,
+        reason: String,
         message: String,
     },
     #[error("gave up waiting after {0}")]
@@ -137,7 +169,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         .unwrap_or_else(|| config.default_namespace.clone());
     let client = Client::try_from(config).map_err(Failure::Connect)?;
     let backups: Api<ClusterBackup> = Api::namespaced(client.clone(), &namespace);
-    let clusters: Api<CamundaCluster> = Api::namespaced(client, &namespace);
+    let clusters: Api<CamundaCluster> = Api::namespaced(client.clone(), &namespace);
+    let restores: Api<ClusterRestore> = Api::namespaced(client, &namespace);
     let not_found = |kind, name: &str| Failure::NotFound {
         kind,
         name: name.to_string(),
@@ -169,7 +202,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 return print(cli.output, &created, || format!("clusterbackup/{name} created\n"));
             }
             eprintln!("clusterbackup/{name} created; following it (Ctrl-C stops following, not the backup)");
-            let finished = follow(&backups, &name, timeout).await?;
+            let mut seen: Option<ClusterBackupStatus> = None;
+            let finished = follow(&backups, &name, timeout, |backup: &ClusterBackup| {
+                let status = backup.status.clone().unwrap_or_default();
+                stamp(view::progress(seen.as_ref(), &status));
+                let finished = status.phase.is_some_and(|p| p.is_terminal());
+                seen = Some(status);
+                finished
+            })
+            .await?;
             print(cli.output, &finished, String::new)?;
             outcome(&finished)
         }
@@ -205,6 +246,63 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .items;
             let next = view::next_backup(&found, &listed, Utc::now());
             print(cli.output, &next, || format!("{cluster}: {}\n", next.message))
+        }
+        Command::Restore {
+            cluster,
+            backup,
+            dry_run,
+            overwrite_data,
+            name,
+            wait,
+            timeout,
+        } => {
+            clusters
+                .get_opt(&cluster)
+                .await
+                .map_err(Failure::Api)?
+                .ok_or_else(|| not_found("CamundaCluster", &cluster))?;
+            // A ClusterBackup of that name, else a backup ID from the component stores.
+            let source = match backups.get_opt(&backup).await.map_err(Failure::Api)? {
+                Some(_) => serde_json::json!({ "name": backup }),
+                None => match backup.parse::<i64>() {
+                    Ok(id) if id > 0 => serde_json::json!({ "id": id }),
+                    _ => return Err(not_found("ClusterBackup", &backup)),
+                },
+            };
+            let name =
+                name.unwrap_or_else(|| format!("{cluster}-restore-{}", Utc::now().format("%Y%m%d-%H%M%S")));
+            let object: ClusterRestore = serde_json::from_value(serde_json::json!({
+                "apiVersion": "c8backup.dev/v1alpha1", "kind": "ClusterRestore",
+                "metadata": { "name": name },
+                "spec": { "clusterRef": { "name": cluster }, "backup": source,
+                          "dryRun": dry_run, "overwriteData": overwrite_data && !dry_run }
+            }))
+            .map_err(|e| Failure::Print(e.to_string()))?;
+            let created = restores
+                .create(&PostParams::default(), &object)
+                .await
+                .map_err(Failure::Api)?;
+            if !wait && !dry_run {
+                return print(cli.output, &created, || {
+                    format!("clusterrestore/{name} created\n")
+                });
+            }
+            eprintln!(
+                "clusterrestore/{name} created; following it (Ctrl-C stops following, not the restore)"
+            );
+            let mut seen: Option<ClusterRestoreStatus> = None;
+            let finished = follow(&restores, &name, timeout, |restore: &ClusterRestore| {
+                let status = restore.status.clone().unwrap_or_default();
+                stamp(view::restore_progress(seen.as_ref(), &status));
+                let finished = status.phase.is_some_and(RestorePhase::is_terminal);
+                seen = Some(status);
+                finished
+            })
+            .await?;
+            print(cli.output, &finished, || {
+                view::describe_restore(&finished, Utc::now())
+            })?;
+            restore_outcome(&finished)
         }
         Command::Delete {
             backup,
@@ -262,34 +360,58 @@ fn outcome(backup: &ClusterBackup) -> Result<(), Failure> {
     }
 }
 
+fn restore_outcome(restore: &ClusterRestore) -> Result<(), Failure> {
+    let status = restore.status.clone().unwrap_or_default();
+    if status.phase == Some(RestorePhase::Completed) {
+        return Ok(());
+    }
+    let condition = |type_: &str| {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| c.message.clone())
+            .unwrap_or_default()
+    };
+    Err(Failure::RestoreFailed {
+        name: restore.name_any(),
+        reason: status.reason.clone().unwrap_or_default(),
+        message: format!("{}; {}", condition("Progressing"), condition("ClusterData")),
+    })
+}
+
+/// Prints progress lines on stderr, each with the time it was seen.
+fn stamp(lines: Vec<String>) {
+    for line in lines {
+        eprintln!("{}  {line}", Utc::now().format("%H:%M:%S"));
+    }
+}
+
 fn name_only(name: &str) -> watcher::Config {
     watcher::Config::default().fields(&format!("metadata.name={name}"))
 }
 
-/// Watches the backup until it is finished, printing each change on stderr.
-async fn follow(
-    backups: &Api<ClusterBackup>,
+/// Watches one object until `changed` (which prints what changed) says it is finished.
+async fn follow<K>(
+    api: &Api<K>,
     name: &str,
     timeout: Duration,
-) -> Result<ClusterBackup, Failure> {
-    let mut seen: Option<ClusterBackupStatus> = None;
+    mut changed: impl FnMut(&K) -> bool,
+) -> Result<K, Failure>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
     let watching = async {
-        let mut changes = watcher(backups.clone(), name_only(name))
+        let mut changes = watcher(api.clone(), name_only(name))
             .default_backoff()
             .applied_objects()
             .boxed();
-        while let Some(backup) = changes.try_next().await.map_err(|source| Failure::Watch {
+        while let Some(object) = changes.try_next().await.map_err(|source| Failure::Watch {
             name: name.to_string(),
             source,
         })? {
-            let status = backup.status.clone().unwrap_or_default();
-            for line in view::progress(seen.as_ref(), &status) {
-                eprintln!("{}  {line}", Utc::now().format("%H:%M:%S"));
-            }
-            let finished = status.phase.is_some_and(|p| p.is_terminal());
-            seen = Some(status);
-            if finished {
-                return Ok(backup);
+            if changed(&object) {
+                return Ok(object);
             }
         }
         Err(Failure::Timeout("the watch ended".into()))

@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 
 use camunda_backup_operator::{
     api::{
-        BackupPhase, CamundaCluster, ClusterBackup, ClusterBackupStatus, ExportingState, StepPhase,
-        duration::format_short, time::describe,
+        BackupPhase, CamundaCluster, ClusterBackup, ClusterBackupStatus, ClusterRestore,
+        ClusterRestoreStatus, ExportingState, RestorePhase, StepPhase, duration::format_short,
+        time::describe,
     },
     decide::limits::{BackupView, RateState, Turn, turn},
 };
@@ -307,6 +308,99 @@ pub fn progress(before: Option<&ClusterBackupStatus>, after: &ClusterBackupStatu
     lines
 }
 
+/// The message of a restore's condition `type_` (`Progressing`, `ClusterData`).
+fn restore_condition<'a>(status: &'a ClusterRestoreStatus, type_: &str) -> Option<&'a str> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.message.as_str())
+        .filter(|m| !m.is_empty())
+}
+
+/// What changed between two observations of a followed restore: each phase it entered, with what it
+/// does, and at the end how long each phase took and how long the cluster was down.
+pub fn restore_progress(before: Option<&ClusterRestoreStatus>, after: &ClusterRestoreStatus) -> Vec<String> {
+    let old = before.cloned().unwrap_or_default();
+    let mut lines = Vec::new();
+    if (old.phase, &old.reason) == (after.phase, &after.reason) {
+        return lines;
+    }
+    let phase = after
+        .phase
+        .map_or_else(|| "Pending".to_string(), |p| format!("{p:?}"));
+    let said = restore_condition(after, "Progressing")
+        .or_else(|| restore_condition(after, "Ready"))
+        .unwrap_or_default();
+    lines.push(format!("{phase:<18} {said}").trim_end().to_string());
+    if after.phase.is_some_and(RestorePhase::is_terminal) {
+        lines.extend(restore_phases(after));
+        if after.phase == Some(RestorePhase::Failed)
+            && let Some(data) = restore_condition(after, "ClusterData")
+        {
+            lines.push(format!("{:<18} {data}", "cluster data"));
+        }
+    }
+    lines
+}
+
+/// One line per phase the restore went through, with its duration; then the downtime.
+fn restore_phases(status: &ClusterRestoreStatus) -> Vec<String> {
+    let mut lines: Vec<String> = status
+        .phases
+        .iter()
+        .map(|p| {
+            format!(
+                "  {:<16} {}",
+                format!("{:?}", p.phase),
+                took(Some(p.start_time), p.finish_time).unwrap_or_else(|| "-".into())
+            )
+        })
+        .collect();
+    if let Some(downtime) = &status.downtime {
+        lines.push(format!("  {:<16} {downtime}", "downtime"));
+    }
+    lines
+}
+
+/// `kubectl c8backup restore --dry-run` and the end of a followed restore: what it does or did.
+pub fn describe_restore(restore: &ClusterRestore, now: DateTime<Utc>) -> String {
+    let status = restore.status.clone().unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(out, "Name:       {}", restore.name_any());
+    let _ = writeln!(out, "Cluster:    {}", restore.spec.cluster_ref.name);
+    let backup = match (&restore.spec.backup.name, restore.spec.backup.id) {
+        (Some(name), _) => format!(
+            "{name} (ID {})",
+            status.backup_id.map_or("-".into(), |i| i.to_string())
+        ),
+        (None, id) => format!("ID {}", id.map_or("-".into(), |i| i.to_string())),
+    };
+    let _ = writeln!(out, "Backup:     {backup}");
+    let phase = status
+        .phase
+        .map_or_else(|| "Pending".into(), |p| format!("{p:?}"));
+    let reason = status.reason.as_deref().unwrap_or("-");
+    let _ = writeln!(out, "Phase:      {phase} ({reason})");
+    let _ = writeln!(out, "Started:    {}", relative(status.start_time, now));
+    if let Some(data) = restore_condition(&status, "ClusterData") {
+        let _ = writeln!(out, "Data:       {data}");
+    }
+    if !status.plan.is_empty() {
+        let _ = writeln!(out, "Plan:");
+        for line in &status.plan {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    if !status.phases.is_empty() {
+        let _ = writeln!(out, "Phases:");
+        for line in restore_phases(&status) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -477,5 +571,71 @@ mod tests {
                 "Completed  backup 7 in 9s, exporting paused 6s"
             ]
         );
+    }
+
+    #[test]
+    fn a_followed_restore_names_each_phase_then_the_time_of_each_and_the_downtime() {
+        let status = |phase: &str, message: &str, extra: serde_json::Value| -> ClusterRestoreStatus {
+            let mut value = json!({
+                "phase": phase, "reason": phase,
+                "conditions": [{ "type": "Progressing", "status": "True", "reason": phase, "message": message,
+                                 "lastTransitionTime": "2026-12-01T11:59:00Z" },
+                               { "type": "ClusterData", "status": "True", "reason": "DataDeleted",
+                                 "message": "the workloads stay stopped; create another ClusterRestore",
+                                 "lastTransitionTime": "2026-12-01T11:59:00Z" }]
+            });
+            if let (Some(value), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
+                value.extend(extra.clone());
+            }
+            serde_json::from_value(value).unwrap()
+        };
+        let stopping = status("Stopping", "backup 42 is valid; stopping 3 workloads", json!({}));
+        assert_eq!(
+            restore_progress(None, &stopping),
+            ["Stopping           backup 42 is valid; stopping 3 workloads"]
+        );
+        assert!(restore_progress(Some(&stopping), &stopping).is_empty());
+        let done = status(
+            "Completed",
+            "the cluster runs on backup 42 (down for 1m5s)",
+            json!({
+                "downtime": "1m5s",
+                "phases": [
+                    { "phase": "Stopping", "startTime": "2026-12-01T11:58:00Z", "finishTime": "2026-12-01T11:58:10Z" },
+                    { "phase": "Starting", "startTime": "2026-12-01T11:58:10Z", "finishTime": "2026-12-01T11:59:05Z" }
+                ]
+            }),
+        );
+        assert_eq!(
+            restore_progress(Some(&stopping), &done),
+            [
+                "Completed          the cluster runs on backup 42 (down for 1m5s)",
+                "  Stopping         10s",
+                "  Starting         55s",
+                "  downtime         1m5s"
+            ]
+        );
+        let failed = status("Failed", "broker 1 was not restored", json!({}));
+        let lines = restore_progress(Some(&stopping), &failed);
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("cluster data       the workloads stay stopped; create another ClusterRestore")
+        );
+        let restore: ClusterRestore = serde_json::from_value(json!({
+            "apiVersion": "c8backup.dev/v1alpha1", "kind": "ClusterRestore",
+            "metadata": { "name": "monday", "namespace": "ns" },
+            "spec": { "clusterRef": { "name": "orders" }, "backup": { "name": "b1" }, "dryRun": true },
+            "status": { "phase": "Completed", "reason": "DryRun", "backupId": 42, "startTime": "2026-12-01T11:59:00Z",
+                        "plan": ["stop StatefulSet orders-zeebe (3 replicas)", "restore snapshot camunda_zeebe_records_backup_42"] }
+        }))
+        .unwrap();
+        let text = describe_restore(&restore, now());
+        assert!(text.contains("Backup:     b1 (ID 42)"), "{text}");
+        assert!(text.contains("Phase:      Completed (DryRun)"), "{text}");
+        assert!(
+            text.contains("  stop StatefulSet orders-zeebe (3 replicas)"),
+            "{text}"
+        );
+        assert!(text.contains("Started:    1m0s ago"), "{text}");
     }
 }

@@ -179,3 +179,124 @@ async fn kubectl_c8backup_takes_follows_lists_describes_and_deletes_backups() {
 
     world.cleanup().await;
 }
+
+/// `kubectl apply -f -` of one object.
+fn apply(namespace: &str, object: &Value) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("kubectl")
+        .args(["apply", "-n", namespace, "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run kubectl apply");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(object.to_string().as_bytes())
+        .expect("write the object");
+    assert!(
+        child.wait().expect("kubectl apply").success(),
+        "kubectl apply {object}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG)"]
+async fn kubectl_c8backup_restore_validates_follows_and_asks_for_confirmation() {
+    let world = World::start("plugin-restore", &[]).await;
+    let ns = world.ns.name.clone();
+    world.cluster("orders", "8.8.0", false, json!({})).await;
+    world.backup("first", "orders").await;
+    world
+        .wait_phase(
+            "first",
+            camunda_backup_operator::api::BackupPhase::Completed,
+            std::time::Duration::from_secs(120),
+        )
+        .await;
+
+    // Replacing a cluster's data needs the confirmation, as the resource does.
+    let run = plugin(&ns, &["restore", "orders", "--backup", "first"]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("--overwrite-data"), "{}", run.stderr);
+
+    // Without the chart's broker StatefulSet the check names what is missing, and the exit code says so.
+    let run = plugin(
+        &ns,
+        &[
+            "restore",
+            "orders",
+            "--backup",
+            "first",
+            "--dry-run",
+            "--name",
+            "early",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("BrokerStatefulSetNotFound"), "{}", run.stderr);
+
+    let labels = json!({ "app.kubernetes.io/instance": "orders", "app.kubernetes.io/part-of": "camunda-platform",
+                         "app.kubernetes.io/component": "orchestration" });
+    apply(
+        &ns,
+        &json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": { "name": "orders-zeebe", "labels": labels },
+            "spec": { "replicas": 1, "serviceName": "orders-zeebe", "selector": { "matchLabels": labels },
+                "template": { "metadata": { "labels": labels }, "spec": { "containers": [{
+                    "name": "orchestration", "image": "camunda/camunda:8.8.0",
+                    "env": [{ "name": "CAMUNDA_CLUSTER_PARTITIONCOUNT", "value": "3" }],
+                    "volumeMounts": [{ "name": "data", "mountPath": "/usr/local/camunda/data" }] }] } },
+                "volumeClaimTemplates": [{ "metadata": { "name": "data" }, "spec": { "accessModes": ["ReadWriteOnce"],
+                    "resources": { "requests": { "storage": "1Gi" } } } }] }
+        }),
+    );
+    let run = plugin(
+        &ns,
+        &[
+            "restore",
+            "orders",
+            "--backup",
+            "first",
+            "--dry-run",
+            "--name",
+            "dry",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("Validating"), "{}", run.stderr);
+    for expected in [
+        "Phase:      Completed (DryRun)",
+        "stop StatefulSet orders-zeebe (1 replicas)",
+        "restore broker 0 (node 0) into data-orders-zeebe-0",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "{expected:?} missing in:\n{}",
+            run.stdout
+        );
+    }
+    // A backup ID that no component holds.
+    let run = plugin(
+        &ns,
+        &[
+            "restore",
+            "orders",
+            "--backup",
+            "999999",
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    let failed: Value = serde_json::from_str(&run.stdout).expect("the restore as JSON");
+    assert_eq!(failed["status"]["reason"], "BackupIncomplete");
+    assert_eq!(failed["spec"]["backup"]["id"], 999999);
+    world.cleanup().await;
+}
