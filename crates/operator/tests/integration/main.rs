@@ -11,6 +11,7 @@ mod hostile;
 mod leader;
 mod limits;
 mod real_node;
+mod release;
 mod schedules;
 mod shards;
 mod write_budget;
