@@ -6,15 +6,21 @@
 #
 #   scripts/image.sh               release binary, local base, the image, an OCI archive; prints its path
 #   scripts/image.sh base          only the base image localhost/c8b/distroless-cc:bookworm
+#   scripts/image.sh simulator     the test image localhost/camunda-simulator:<version>-dev instead: the
+#                                  camunda-simulator binary (a debug build is fine) on the same base, as
+#                                  simulated Camunda brokers and apps for the real-node tests
 #   scripts/image.sh --node DIR    also import the archive into the real node of DIR
-#                                  (scripts/control-plane.sh start-node DIR) and run the image there once
-#                                  as a restricted Job (`crdgen`), timing it
+#                                  (scripts/control-plane.sh start-node DIR); for the operator's image,
+#                                  also run it there once as a restricted Job (`crdgen`), timing it
 #
 # The image is tagged localhost/camunda-backup-operator:<crate version>-dev (never `latest`: with it the
 # default pull policy would be Always, with nowhere to pull from). Environment:
 #   C8B_BUILDAH_STORE   buildah's storage (vfs), default <cache>/buildah
 #   C8B_IMAGE_DIR       where the OCI archive goes, default <cache>/images
 #   C8B_RELEASE_TARGET_DIR  cargo's target directory of the release build, default <cache>/release-target
+#   C8B_SIMULATOR_BIN   the camunda-simulator binary of the simulator image, used as it is; default the
+#                       debug build in cargo's normal target directory (`cargo build -p camunda-simulator
+#                       --bin camunda-simulator` first)
 # Log lines go to stderr; the archive's path is the last line on stdout.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -40,18 +46,27 @@ NODE_DIR=""
 while [ $# -gt 0 ]; do
   case "$1" in
     base) MODE=base ;;
+    simulator) MODE=simulator ;;
     --node) NODE_DIR=${2:?--node needs the state DIR of the control plane}; shift ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
   shift
 done
 
 command -v buildah >/dev/null || die "buildah is missing: run scripts/control-plane.sh install"
-VERSION=$(cargo metadata --no-deps --format-version 1 --offline \
-  | python3 -c 'import json, sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "camunda-backup-operator"))')
+# The crate version and cargo's normal target directory (CARGO_TARGET_DIR or the workspace's target/).
+read -r VERSION TARGET_DIR < <(cargo metadata --no-deps --format-version 1 --offline | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+print(next(p["version"] for p in m["packages"] if p["name"] == "camunda-backup-operator"), m["target_directory"])')
+if [ -z "$VERSION" ] || [ -z "$TARGET_DIR" ]; then die "cargo metadata told no version or target directory"; fi
+if [ "$MODE" = simulator ]; then
+  REPOSITORY=localhost/camunda-simulator
+  BINARY=${C8B_SIMULATOR_BIN:-$TARGET_DIR/debug/camunda-simulator}
+fi
 TAG=$REPOSITORY:$VERSION-dev
-ARCHIVE=$IMAGE_DIR/camunda-backup-operator-$VERSION-dev.oci.tar
+ARCHIVE=$IMAGE_DIR/${REPOSITORY#localhost/}-$VERSION-dev.oci.tar
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/c8b-image.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$STORE" "$IMAGE_DIR"
@@ -64,13 +79,24 @@ build_binary() {
   log "release binary built in $(( ($(now_ms) - started) / 1000 ))s: $(du -h "$BINARY" | cut -f1)"
 }
 
+# The simulator's binary: the one C8B_SIMULATOR_BIN names as it is, else the debug build, which cargo
+# leaves alone when it is up to date (a release build would take minutes for a test image). It links
+# the same glibc libraries as the operator's release binary, so the same base serves both.
+build_simulator_binary() {
+  if [ -z "${C8B_SIMULATOR_BIN:-}" ]; then
+    log "cargo build --locked -p camunda-simulator --bin camunda-simulator"
+    cargo build --locked --quiet -p camunda-simulator --bin camunda-simulator
+  fi
+  [ -x "$BINARY" ] || die "no camunda-simulator binary at $BINARY"
+}
+
 # The files of the host's Debian packages the binary needs at run time, under the same paths: the
 # dynamic loader and the shared libraries (ldd of the release binary, plus libc, libm and libgcc_s that
 # a Rust binary on glibc may load), the CA bundle, passwd/group with nonroot (65532), nsswitch.conf so
 # /etc/hosts is read before DNS, /tmp (1777); and, for scanners, each package's dpkg status and
 # copyright. No shell, no package manager.
 build_base() {
-  [ -x "$BINARY" ] || die "no release binary at $BINARY (scripts/image.sh builds it)"
+  [ -x "$BINARY" ] || die "no binary at $BINARY (scripts/image.sh builds it)"
   local rootfs=$WORK/base/rootfs multiarch interp
   multiarch=$(gcc -dumpmachine)
   mkdir -p "$rootfs"/{etc/ssl/certs,tmp,home/nonroot,var/lib/dpkg/status.d,usr/share/doc}
@@ -162,6 +188,51 @@ build_image() {
   log "  start-up: \`camunda-backup-operator --version\` takes $(( ($(now_ms) - t0) / runs )) ms on the host (mean of $runs)"
 }
 
+# The simulator's image: the binary in both homes a Camunda image has (8.7's /usr/local/zeebe, 8.8's
+# /usr/local/camunda), with links named `restore` and `broker` beside it. The program tells its role and
+# its home from the path it was started as, so `/usr/local/zeebe/bin/restore --backupId=N` is 8.7's
+# restore program and `/usr/local/camunda/bin/restore` 8.8's. Each home has an empty `config` (the
+# chart mounts application.yaml there) and a `data` directory owned by the chart's user and group
+# (1001, its fsGroup) and writable by any user, so that a restricted Pod with another UID (the base's
+# 65532) can use it too when no volume is mounted there. Runs as 1001, as the chart's Pods do.
+build_simulator_image() {
+  local ctx=$WORK/simulator started home
+  # The data directories sit in a folder of their own, copied with its entries: COPY keeps the mode of
+  # the entries it copies, not of the folder it copies from.
+  mkdir -p "$ctx/rootfs/etc" "$ctx/writable/data"
+  chmod 0777 "$ctx/writable/data"
+  strip -o "$ctx/camunda-simulator" "$BINARY"
+  for home in zeebe camunda; do
+    mkdir -p "$ctx/rootfs/usr/local/$home/bin" "$ctx/rootfs/usr/local/$home/config"
+    ln -s camunda-simulator "$ctx/rootfs/usr/local/$home/bin/restore"
+    ln -s camunda-simulator "$ctx/rootfs/usr/local/$home/bin/broker"
+  done
+  # One copy of the binary: 8.8's home links to 8.7's (the program sees the path it was started as).
+  ln -s ../../zeebe/bin/camunda-simulator "$ctx/rootfs/usr/local/camunda/bin/camunda-simulator"
+  printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' \
+    'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' 'camunda:x:1001:1001:camunda:/usr/local/camunda:/sbin/nologin' \
+    >"$ctx/rootfs/etc/passwd"
+  printf '%s\n' 'root:x:0:' 'nobody:x:65534:' 'nonroot:x:65532:' 'camunda:x:1001:' >"$ctx/rootfs/etc/group"
+  {
+    echo "FROM $BASE_IMAGE"
+    echo "COPY rootfs/ /"
+    echo "COPY camunda-simulator /usr/local/zeebe/bin/camunda-simulator"
+    echo "COPY --chown=1001:1001 writable/ /usr/local/zeebe/"
+    echo "COPY --chown=1001:1001 writable/ /usr/local/camunda/"
+    echo "LABEL org.opencontainers.image.title=camunda-simulator org.opencontainers.image.version=$VERSION-dev"
+    echo "USER 1001:1001"
+    echo 'ENTRYPOINT ["/usr/local/zeebe/bin/camunda-simulator"]'
+  } >"$ctx/Containerfile"
+  started=$(now_ms)
+  c8b_buildah "$STORE" bud --quiet --layers=false --pull=never -f "$ctx/Containerfile" -t "$TAG" "$ctx" >/dev/null
+  c8b_buildah "$STORE" rmi --prune >/dev/null
+  rm -f "$ARCHIVE.tmp"
+  c8b_buildah "$STORE" push --quiet "$TAG" "oci-archive:$ARCHIVE.tmp:$TAG"
+  mv "$ARCHIVE.tmp" "$ARCHIVE"
+  log "image $TAG built in $(( ($(now_ms) - started) / 1000 ))s from $BINARY" \
+    "($(du -h "$ctx/camunda-simulator" | cut -f1) stripped); archive $ARCHIVE: $(du -h "$ARCHIVE" | cut -f1)"
+}
+
 # Runs the image once on the real node as a Job with the restricted Pod security the chart uses, and
 # reports created → Pod running → Complete.
 run_on_node() {
@@ -220,6 +291,17 @@ EOF
   kubectl --kubeconfig "$kc" delete namespace "$ns" --wait=false >/dev/null
 }
 
+if [ "$MODE" = simulator ]; then
+  build_simulator_binary
+  # The same base, from the simulator's libraries (the same as the operator's).
+  build_base
+  build_simulator_image
+  if [ -n "$NODE_DIR" ]; then
+    bash "$ROOT/scripts/control-plane.sh" import-image "$(cd "$NODE_DIR" && pwd)" "$ARCHIVE" >/dev/null
+  fi
+  echo "$ARCHIVE"
+  exit 0
+fi
 build_binary
 build_base
 if [ "$MODE" = base ]; then

@@ -55,16 +55,25 @@ if [ ${#filter[@]} -eq 0 ] && [ -z "${C8B_TEST_KUBECONFIG:-}" ]; then
   state=""
   step "the operator's image (scripts/image.sh: release build, local base, buildah)"
   archive=$(bash scripts/image.sh | tail -n 1)
+  # The simulated Camunda releases' image, from the debug simulator binary the test build above made
+  # (named, so that no build with other features runs).
+  target_dir=$(cargo metadata --no-deps --format-version 1 --offline \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  simulator_archive=$(C8B_SIMULATOR_BIN=$target_dir/debug/camunda-simulator bash scripts/image.sh simulator | tail -n 1)
   node_state=$(mktemp -d "${TMPDIR:-/tmp}/c8b-node.XXXXXX")
   trap 'bash scripts/control-plane.sh stop "$node_state"; rm -rf "$node_state"' EXIT
   step "a second control plane with a real node (kubelet, containerd, kube-scheduler) in $node_state"
   node_kubeconfig=$(bash scripts/control-plane.sh start "$node_state")
   bash scripts/control-plane.sh start-node "$node_state" >/dev/null
   bash scripts/control-plane.sh import-image "$node_state" "$archive"
-  step "the real-node tests: the chart installs the image, step Jobs run as containers"
-  # The archive is named after the tag: camunda-backup-operator-<version>-dev.oci.tar.
+  bash scripts/control-plane.sh import-image "$node_state" "$simulator_archive"
+  step "the real-node tests: the chart installs the image, step Jobs run as containers, simulated releases"
+  # The archives are named after the tags: camunda-backup-operator-<version>-dev.oci.tar and
+  # camunda-simulator-<version>-dev.oci.tar.
   tag=$(basename "$archive" .oci.tar)
-  C8B_OPERATOR_IMAGE=localhost/camunda-backup-operator:${tag#camunda-backup-operator-} KUBECONFIG=$node_kubeconfig \
+  simulator_tag=$(basename "$simulator_archive" .oci.tar)
+  C8B_OPERATOR_IMAGE=localhost/camunda-backup-operator:${tag#camunda-backup-operator-} \
+    C8B_SIMULATOR_IMAGE=localhost/camunda-simulator:${simulator_tag#camunda-simulator-} KUBECONFIG=$node_kubeconfig \
     cargo test -p camunda-backup-operator --test integration -- --include-ignored --test-threads 2 real_node::
   bash scripts/control-plane.sh stop "$node_state"
   rm -rf "$node_state"

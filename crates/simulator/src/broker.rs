@@ -5,6 +5,13 @@
 //!
 //! HTTP: `GET /state` ([`BrokerView`]), `POST /advance` (`{"records": N}`: every partition's position
 //! grows by N; answers the new state), `GET /actuator/health[/liveness|/readiness]` (`{"status":"UP"}`).
+//!
+//! The node ID, as the Camunda chart sets it: the chart's `startup.sh` exports
+//! `ZEEBE_BROKER_CLUSTER_NODEID` (8.7) or `VALUES_ORCHESTRATION_NODE_ID` (8.8+) as the ordinal of the
+//! Pod's name (`K8S_NAME`, from the downward API) unless the variable is already set. The simulated
+//! broker has no shell, so `--pod-name`/`K8S_NAME` does the same here (one region: ordinal × 1 + 0). A
+//! variable set explicitly always wins, and the restore program never looks at the Pod's name, as the
+//! real one does not: a restore Job, whose Pod is not named like a broker, sets the node ID itself.
 
 use std::{
     collections::BTreeMap,
@@ -27,7 +34,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::{
-    node::{ConfigError, Env, NoHome, NodeArgs, NodeConfig},
+    node::{ConfigError, Env, Layout, NoHome, NodeArgs, NodeConfig},
     state::{BrokerView, PartitionState},
 };
 
@@ -35,13 +42,19 @@ use crate::{
 pub struct BrokerArgs {
     #[command(flatten)]
     pub node: NodeArgs,
-    /// Address to serve on (port 0 picks a free port; the address is printed on stdout).
-    #[arg(long, default_value = "127.0.0.1:9600")]
+    /// Address to serve on (port 0 picks a free port; the address is printed on stdout). An
+    /// environment variable too, so that a Pod's command stays the program alone (a restore Job
+    /// replaces the command and copies the environment).
+    #[arg(long, env = "CAMUNDA_SIMULATOR_LISTEN", default_value = "127.0.0.1:9600")]
     pub listen: SocketAddr,
     /// The URL the simulator reaches this broker at (in a Pod, `http://$(POD_IP):9600`); default
     /// `http://<the address it listens on>`.
     #[arg(long, env = "CAMUNDA_SIMULATOR_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
+    /// The Pod's name (`<statefulset>-<ordinal>`); when the layout's node-ID variable is not set, the
+    /// node ID is the ordinal, as the chart's `startup.sh` computes it.
+    #[arg(long, env = "K8S_NAME")]
+    pub pod_name: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +63,8 @@ pub enum BrokerError {
     Home(#[from] NoHome),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("cannot tell a node ID from the Pod name {name:?}: it does not end in -<ordinal>")]
+    PodName { name: String },
     #[error("cannot keep the partitions in {}: {source}", dir.display())]
     Data { dir: PathBuf, source: io::Error },
     #[error("cannot listen on {addr}: {source}")]
@@ -63,6 +78,7 @@ impl BrokerError {
         match self {
             BrokerError::Home(_) => "NoHome",
             BrokerError::Config(error) => error.reason(),
+            BrokerError::PodName { .. } => "PodName",
             BrokerError::Data { .. } => "Data",
             BrokerError::Bind { .. } => "Bind",
             BrokerError::Serve(_) => "Serve",
@@ -134,7 +150,17 @@ pub async fn run_broker(
     program_home: Option<&Path>,
     env: Env<'_>,
 ) -> Result<(), BrokerError> {
-    let config = NodeConfig::resolve(&args.node.home(program_home)?, env)?;
+    let home = args.node.home(program_home)?;
+    let startup = startup_node_id(Layout::of_home(&home), args.pod_name.as_deref(), env)?;
+    let env_with_startup = |name: &str| {
+        env(name).or_else(|| {
+            startup
+                .as_ref()
+                .filter(|(variable, _)| *variable == name)
+                .map(|(_, value)| value.clone())
+        })
+    };
+    let config = NodeConfig::resolve(&home, &env_with_startup)?;
     let data_error = |source| BrokerError::Data {
         dir: config.data_dir.clone(),
         source,
@@ -174,6 +200,26 @@ pub async fn run_broker(
         .await;
     registration.abort();
     served.map_err(BrokerError::Serve)
+}
+
+/// What the chart's `startup.sh` would export: the layout's node-ID variable set to the ordinal of
+/// `pod_name` (`${K8S_NAME##*-}`), or `None` when the variable is already set or there is no Pod name.
+fn startup_node_id(
+    layout: Layout,
+    pod_name: Option<&str>,
+    env: Env<'_>,
+) -> Result<Option<(&'static str, String)>, BrokerError> {
+    let variable = layout.startup_node_id_variable();
+    let Some(name) = pod_name.filter(|_| env(variable).is_none()) else {
+        return Ok(None);
+    };
+    let ordinal = name
+        .rsplit_once('-')
+        .and_then(|(_, ordinal)| ordinal.parse::<u32>().ok())
+        .ok_or_else(|| BrokerError::PodName {
+            name: name.to_string(),
+        })?;
+    Ok(Some((variable, ordinal.to_string())))
 }
 
 /// Registers with the simulator, retrying until it answers: a broker may start before it.
@@ -225,4 +271,39 @@ async fn advance(State(broker): State<Arc<Broker>>, Json(request): Json<AdvanceR
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "UP" }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pod_names_ordinal_is_the_node_id_unless_the_variable_is_set() {
+        let none = |_: &str| None;
+        assert_eq!(
+            startup_node_id(Layout::Zeebe, Some("orders-zeebe-2"), &none).unwrap(),
+            Some(("ZEEBE_BROKER_CLUSTER_NODEID", "2".to_string()))
+        );
+        assert_eq!(
+            startup_node_id(Layout::Camunda, Some("orders-zeebe-10"), &none).unwrap(),
+            Some(("VALUES_ORCHESTRATION_NODE_ID", "10".to_string()))
+        );
+        // A restore Job's Pod copies K8S_NAME but sets the variable: the explicit value stays.
+        let explicit = |name: &str| (name == "VALUES_ORCHESTRATION_NODE_ID").then(|| "1".to_string());
+        assert_eq!(
+            startup_node_id(Layout::Camunda, Some("restore-orders-0-x7k2p"), &explicit).unwrap(),
+            None
+        );
+        // The 8.7 variable does not stand for 8.8's.
+        let old = |name: &str| (name == "ZEEBE_BROKER_CLUSTER_NODEID").then(|| "1".to_string());
+        assert!(
+            startup_node_id(Layout::Camunda, Some("orders-zeebe-0"), &old)
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(startup_node_id(Layout::Zeebe, None, &none).unwrap(), None);
+        let error = startup_node_id(Layout::Zeebe, Some("zeebe"), &none).unwrap_err();
+        assert_eq!(error.reason(), "PodName", "{error}");
+    }
 }

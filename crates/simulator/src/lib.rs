@@ -46,8 +46,11 @@
 //! store settings: `--simulator`/`CAMUNDA_SIMULATOR_URL` and `--cluster`/`CAMUNDA_SIMULATOR_CLUSTER`;
 //! the home: `--home`/`CAMUNDA_SIMULATOR_HOME`, or the directory above `bin/` of the program's path.
 //!
-//! - `camunda-simulator broker [--listen ADDR] [--advertise-url URL]` keeps the partitions its node
-//!   holds (Zeebe's static round-robin distribution) in
+//! - `camunda-simulator broker [--listen ADDR] [--advertise-url URL] [--pod-name NAME]`, or the program
+//!   linked as `<home>/bin/broker` (env `CAMUNDA_SIMULATOR_LISTEN`, `CAMUNDA_SIMULATOR_ADVERTISE_URL`,
+//!   `K8S_NAME`): takes its node ID from the Pod name's ordinal when `ZEEBE_BROKER_CLUSTER_NODEID`
+//!   (8.7) / `VALUES_ORCHESTRATION_NODE_ID` (8.8+) is not set, as the chart's `startup.sh` does; keeps
+//!   the partitions its node holds (Zeebe's static round-robin distribution) in
 //!   `<data>/raft-partition/partitions/<p>/simulated-partition.json`, fresh when the directory is
 //!   empty, plus `<data>/.topology.meta`; prints its address on stdout; serves `GET /state`
 //!   ([`state::BrokerView`]), `POST /advance` (`{"records": N}`) and `GET /actuator/health[/<probe>]`; and

@@ -44,6 +44,15 @@ struct RestoreCli {
     args: RestoreArgs,
 }
 
+/// Invoked through a link named `broker` (e.g. `/usr/local/zeebe/bin/broker`, as the real image's start
+/// program is `bin/broker`), the program is the simulated broker.
+#[derive(Debug, Parser)]
+#[command(name = "broker", version, about = "A simulated Zeebe broker")]
+struct BrokerCli {
+    #[command(flatten)]
+    args: BrokerArgs,
+}
+
 fn read_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
@@ -59,8 +68,11 @@ async fn main() -> ExitCode {
         .init();
     let program = PathBuf::from(std::env::args_os().next().unwrap_or_else(|| OsString::from("")));
     let program_home = home_of_program(&program, std::env::var_os("PATH").as_deref());
-    let command = if program.file_name().is_some_and(|name| name == "restore") {
+    let name = program.file_name();
+    let command = if name.is_some_and(|name| name == "restore") {
         Command::Restore(RestoreCli::parse().args)
+    } else if name.is_some_and(|name| name == "broker") {
+        Command::Broker(BrokerCli::parse().args)
     } else {
         let cli = Cli::parse();
         let Some(command) = cli.command else {

@@ -98,11 +98,21 @@ struct Keys {
 
 impl Layout {
     /// A home named `camunda` is an 8.8+ image's; any other home is treated as an 8.7 one's.
-    fn of_home(home: &Path) -> Layout {
+    pub fn of_home(home: &Path) -> Layout {
         if home.file_name().is_some_and(|name| name == "camunda") {
             Layout::Camunda
         } else {
             Layout::Zeebe
+        }
+    }
+
+    /// The variable the chart's `startup.sh` exports with the node ID computed from the Pod's name,
+    /// unless it is already set: 8.7's overrides `zeebe.broker.cluster.nodeId` by its relaxed name,
+    /// 8.8's fills the chart's `node-id: ${VALUES_ORCHESTRATION_NODE_ID}` placeholder.
+    pub fn startup_node_id_variable(self) -> &'static str {
+        match self {
+            Layout::Zeebe => "ZEEBE_BROKER_CLUSTER_NODEID",
+            Layout::Camunda => "VALUES_ORCHESTRATION_NODE_ID",
         }
     }
 

@@ -79,7 +79,8 @@ pub async fn run_restore(
 ) -> Result<(), RestoreError> {
     let config = NodeConfig::resolve(&args.node.home(program_home)?, env)?;
     let id = args.backup_id;
-    tracing::info!("Starting to restore from backup {id}");
+    // The node ID in the log shows which setting won (a restore Job sets it explicitly).
+    tracing::info!(node = config.node_id, "Starting to restore from backup {id}");
     let empty = config
         .data_dir_is_empty()
         .map_err(|source| RestoreError::Inspect {

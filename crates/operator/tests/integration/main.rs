@@ -11,6 +11,7 @@ mod hostile;
 mod leader;
 mod limits;
 mod real_node;
+mod release;
 mod restores;
 mod schedules;
 mod shards;

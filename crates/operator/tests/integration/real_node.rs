@@ -66,7 +66,7 @@ fn free_port() -> u16 {
 }
 
 /// These tests prove what only a kubelet can show: refuse to pass without one.
-async fn require_real_node(client: &Client) {
+pub(crate) async fn require_real_node(client: &Client) {
     let nodes: Api<Node> = Api::all(client.clone());
     let ready = nodes
         .list(&ListParams::default())
@@ -147,7 +147,7 @@ fn helm_uninstall(release: &str, namespace: &str) {
 }
 
 /// A simulator on the node's address, so that step Pods on the Pod network reach it.
-async fn simulator() -> SimulatorHandle {
+pub(crate) async fn simulator() -> SimulatorHandle {
     Simulator::start(SimulatorConfig {
         listen: format!("{REAL_NODE_IP}:0").parse().expect("address"),
         clusters: Vec::new(),
