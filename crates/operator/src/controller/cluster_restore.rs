@@ -30,7 +30,7 @@ use super::{
 use crate::{
     api::{
         BackupPhase, BrokerRestore, BrokerRestorePhase, CamundaCluster, CamundaVersion, ClusterBackup,
-        ClusterRestore, ResolvedRestore, RestorePhase, names,
+        ClusterRestore, RecordedWorkload, ResolvedRestore, RestorePhase, names,
     },
     camunda::{ApiError, ClientOptions, HttpClient, restore::SearchRestore, zeebe::ZeebeBackups},
     decide::{
@@ -42,9 +42,7 @@ use crate::{
         shard::Ownership,
     },
     k8s::{
-        cache,
         cluster_status::patch_if_unchanged,
-        index::Index,
         jobs,
         restore::{
             self as k8s_restore, BROKER_LABEL, BrokerJob, PartitionSource, WorkloadError, partition_count_in,
@@ -138,25 +136,13 @@ impl ReconcileError for Error {
 /// Held on a `ClusterRestore` so that deleting it gives its cluster back.
 pub const FINALIZER: &str = "c8backup.dev/restore-cluster";
 
-pub(super) async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
-    let restores: Api<ClusterRestore> = super::namespaced_or_all(&ctx.client, namespace);
+pub(super) async fn run(controller: Controller<ClusterRestore>, ctx: Arc<Context>, namespace: Option<&str>) {
     let clusters: Api<CamundaCluster> = super::namespaced_or_all(&ctx.client, namespace);
-    let by_cluster = Index::by(|r: &ClusterRestore| Some(r.spec.cluster_ref.name.clone()));
-    let (store, changes) = cache::watched(
-        restores,
-        watcher::Config::default().any_semantic(),
-        cache::trim_metadata,
-        vec![by_cluster.clone()],
-    );
-    let controller = Controller::for_stream(changes, store.clone());
     // A cluster's change (a backup gave its lock back, a restore took it) wakes its waiting restores.
+    let index = ctx.clone();
     let restores_of = move |cluster: CamundaCluster| {
-        by_cluster
-            .get(
-                &store,
-                &cluster.namespace().unwrap_or_default(),
-                &cluster.name_any(),
-            )
+        index
+            .restores_of_cluster(&cluster.namespace().unwrap_or_default(), &cluster.name_any())
             .iter()
             .filter(|r| {
                 !r.status
@@ -306,11 +292,17 @@ pub(super) async fn apply(
         None
     };
 
+    let left_stopped = if status.phase == Some(RestorePhase::Validating) {
+        left_stopped(restore, ctx)
+    } else {
+        Vec::new()
+    };
     let plan = restore::plan(&Observed {
         restore,
         blocked_by,
         validation,
         workloads: &workloads,
+        left_stopped: &left_stopped,
         indices: &indices,
         snapshots: &snapshots,
         broker_jobs: &broker_jobs,
@@ -383,6 +375,22 @@ async fn search_client(cluster: &CamundaCluster, ctx: &Context) -> Result<Search
         .map_err(|source| Error::Search { operation, source })?;
     SearchRestore::new(http, &search.snapshot_repository, credentials.as_ref())
         .map_err(|source| Error::Search { operation, source })
+}
+
+/// The replicas the newest earlier restore of the same cluster recorded, if it failed after deleting
+/// data and so left the workloads stopped.
+fn left_stopped(restore: &ClusterRestore, ctx: &Context) -> Vec<RecordedWorkload> {
+    ctx.restores_of_cluster(
+        &restore.namespace().unwrap_or_default(),
+        &restore.spec.cluster_ref.name,
+    )
+    .iter()
+    .filter(|r| r.uid() != restore.uid())
+    .filter_map(|r| r.status.as_ref())
+    .filter(|s| s.phase == Some(RestorePhase::Failed) && restore::left_workloads_stopped(s))
+    .max_by_key(|s| s.completion_time)
+    .map(|s| s.workloads.clone())
+    .unwrap_or_default()
 }
 
 /// What a restore that has not started waits for: a running backup of the cluster, or another restore

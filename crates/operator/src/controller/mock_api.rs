@@ -190,6 +190,8 @@ impl Context {
             backups_by_cluster: by_cluster,
             backups_by_schedule: by_schedule,
             clusters: store_of(clusters),
+            restores: store_of(&[]),
+            restores_by_cluster: Index::by(super::restore_cluster),
             step_jobs: store_of(step_jobs),
             shard: crate::decide::shard::Shard::all(),
             metrics: Arc::new(Metrics::default()),

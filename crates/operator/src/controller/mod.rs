@@ -38,7 +38,7 @@ use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 use crate::{
-    api::{CamundaCluster, ClusterBackup, Component},
+    api::{CamundaCluster, ClusterBackup, ClusterRestore, Component},
     camunda::ClientOptions,
     decide::shard::{Ownership, Shard},
     k8s::{cache, index::Index, jobs::JobSettings},
@@ -129,6 +129,9 @@ pub struct Context {
     backups_by_cluster: Index<ClusterBackup>,
     backups_by_schedule: Index<ClusterBackup>,
     pub clusters: Store<CamundaCluster>,
+    /// The restores, and the restores of each cluster.
+    pub restores: Store<ClusterRestore>,
+    restores_by_cluster: Index<ClusterRestore>,
     /// The step Jobs of every backup (trimmed to labels, owners and status), kept by a watch so that a
     /// reconcile reads them without a request.
     pub step_jobs: Store<Job>,
@@ -225,6 +228,11 @@ fn backup_cluster(backup: &ClusterBackup) -> Option<String> {
     Some(backup.cluster_name().to_string())
 }
 
+/// The cluster a restore restores.
+fn restore_cluster(restore: &ClusterRestore) -> Option<String> {
+    Some(restore.spec.cluster_ref.name.clone())
+}
+
 /// The schedule label a scheduled backup carries.
 fn backup_schedule(backup: &ClusterBackup) -> Option<String> {
     backup.labels().get(crate::api::labels::SCHEDULE).cloned()
@@ -234,6 +242,11 @@ impl Context {
     /// The backups of cluster `name` in `namespace`, from the store (no request).
     fn backups_of_cluster(&self, namespace: &str, name: &str) -> Vec<Arc<ClusterBackup>> {
         self.backups_by_cluster.get(&self.backups, namespace, name)
+    }
+
+    /// The restores of cluster `name` in `namespace`, from the store (no request).
+    fn restores_of_cluster(&self, namespace: &str, name: &str) -> Vec<Arc<ClusterRestore>> {
+        self.restores_by_cluster.get(&self.restores, namespace, name)
     }
 
     /// The backups a schedule made (by its label value `label`), from the store (no request).
@@ -415,6 +428,14 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
         Vec::new(),
     );
     let cluster_controller = Controller::for_stream(cluster_changes, cluster_store.clone());
+    let restores_by_cluster = Index::by(restore_cluster);
+    let (restore_store, restore_changes) = cache::watched(
+        namespaced_or_all(&client, namespace),
+        watcher::Config::default().any_semantic(),
+        cache::trim_metadata,
+        vec![restores_by_cluster.clone()],
+    );
+    let restore_controller = Controller::for_stream(restore_changes, restore_store.clone());
     let managed_jobs = watcher::Config::default().labels(&format!(
         "{}=camunda-backup-operator",
         crate::api::labels::MANAGED_BY
@@ -444,6 +465,8 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
         backups_by_cluster,
         backups_by_schedule,
         clusters: cluster_store,
+        restores: restore_store,
+        restores_by_cluster,
         step_jobs: job_store,
         shard: args.cluster_selector.clone(),
         metrics: metrics.clone(),
@@ -513,7 +536,7 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
             cluster_backup::run(backup_controller, job_changes, context.clone(), namespace),
             camunda_cluster::run(cluster_controller, context.clone(), namespace),
             backup_schedule::run(context.clone(), namespace),
-            cluster_restore::run(context.clone(), namespace),
+            cluster_restore::run(restore_controller, context.clone(), namespace),
         );
     };
     match leadership.as_mut() {

@@ -380,3 +380,292 @@ async fn a_restore_holds_the_cluster_and_brings_back_exactly_its_own_indices() {
     );
     world.cleanup().await;
 }
+
+/// Whole restores on the real node: the chart's workloads as real Pods (the simulator image), the
+/// brokers' data in real volumes, broker restore Jobs of the operator's own image and the broker's.
+mod real_node {
+    use std::{collections::BTreeMap, time::Duration};
+
+    use c8b_testkit::{
+        harness::{World, wait_for},
+        release::{Family, Release, ReleaseSpec, deploy, simulator_image},
+    };
+    use camunda_backup_operator::api::{BackupPhase, ClusterRestore, RestorePhase};
+    use chrono::Utc;
+    use kube::{
+        Api,
+        api::{Patch, PatchParams},
+    };
+    use serde_json::json;
+
+    use super::{create_restore, indices, restores};
+    use crate::real_node::require_real_node;
+
+    const READY: Duration = Duration::from_secs(120);
+    const RESTORE: Duration = Duration::from_secs(300);
+    const CLUSTER: &str = "c1";
+
+    /// A simulated release of `family` named like its `CamundaCluster` (the restore settings' default),
+    /// ready, with its brokers registered, and one completed backup `b1` of it.
+    async fn cluster_with_a_backup(world: &World, family: Family) -> Release {
+        require_real_node(&world.client).await;
+        world
+            .cluster(CLUSTER, family.version(), false, json!({ "minInterval": "1s" }))
+            .await;
+        let deployed = Utc::now();
+        let release = deploy(
+            &world.client,
+            &world.ns.name,
+            ReleaseSpec {
+                name: CLUSTER.into(),
+                family,
+                brokers: 3,
+                partitions: 3,
+                replication_factor: 2,
+                simulator_url: world.sim.url(),
+                simulator_cluster: CLUSTER.into(),
+                image: simulator_image(),
+            },
+        )
+        .await;
+        release.wait_ready(READY).await;
+        release.wait_registered(&world.sim, deployed, READY).await;
+        world.backup("b1", CLUSTER).await;
+        world.wait_phase("b1", BackupPhase::Completed, READY).await;
+        release
+    }
+
+    /// The cluster's own indices (the families the restore deletes) with their document counts.
+    fn own_indices(world: &World) -> BTreeMap<String, u64> {
+        indices(world, CLUSTER)
+            .into_iter()
+            .filter(|(name, _)| {
+                ["operate", "tasklist", "optimize", "camunda", "zeebe-record"]
+                    .iter()
+                    .any(|p| name.starts_with(&format!("{p}-")) || name.starts_with(&format!("{p}_")))
+            })
+            .collect()
+    }
+
+    async fn wait_restore_end(world: &World, name: &str) -> ClusterRestore {
+        let api = restores(world);
+        wait_for(&format!("ClusterRestore {name} to end"), RESTORE, || {
+            let api = api.clone();
+            async move {
+                let restore = api.get(name).await.ok()?;
+                restore
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase)
+                    .is_some_and(RestorePhase::is_terminal)
+                    .then_some(restore)
+            }
+        })
+        .await
+    }
+
+    /// Each phase's seconds and the downtime, as the note reports them.
+    fn timings(restore: &ClusterRestore) -> String {
+        let status = restore.status.clone().unwrap_or_default();
+        let mut parts: Vec<String> = status
+            .phases
+            .iter()
+            .map(|p| {
+                let seconds = p
+                    .finish_time
+                    .map(|end| (end - p.start_time).as_seconds_f64())
+                    .unwrap_or_default();
+                format!("{:?} {seconds:.1}s", p.phase)
+            })
+            .collect();
+        parts.push(format!("downtime {}", status.downtime.unwrap_or_default()));
+        parts.join(", ")
+    }
+
+    /// The data the restore must bring back: the own indices and every broker's partitions.
+    async fn data(world: &World, release: &Release) -> (BTreeMap<String, u64>, String) {
+        (
+            own_indices(world),
+            format!("{:?}", release.broker_states(&world.sim).await),
+        )
+    }
+
+    #[tokio::test]
+    #[ignore = "needs the real node (scripts/test.sh runs it there)"]
+    async fn an_8_7_cluster_comes_back_to_its_backup_point_indices_brokers_and_workloads() {
+        let world = World::start("restore-87", &[]).await;
+        let release = cluster_with_a_backup(&world, Family::V87).await;
+        let at_backup = data(&world, &release).await;
+        let report = world
+            .sim
+            .advance_data(CLUSTER, 25)
+            .await
+            .expect("advance the data");
+        assert_eq!(report.brokers, [0, 1, 2], "every broker took writes");
+        assert_ne!(data(&world, &release).await, at_backup, "the data moved on");
+
+        create_restore(
+            &world,
+            "r1",
+            json!({ "clusterRef": { "name": CLUSTER }, "backup": { "name": "b1" }, "overwriteData": true }),
+        )
+        .await;
+        let done = wait_restore_end(&world, "r1").await;
+        let status = done.status.clone().unwrap_or_default();
+        assert_eq!(status.phase, Some(RestorePhase::Completed), "{status:#?}");
+        println!("real node: 8.7 restore: {}", timings(&done));
+        release.wait_ready(READY).await;
+        let restored_since = status
+            .phases
+            .iter()
+            .find(|p| p.phase == RestorePhase::Starting)
+            .map(|p| p.start_time);
+        release
+            .wait_registered(&world.sim, restored_since.unwrap_or_else(Utc::now), READY)
+            .await;
+        assert_eq!(
+            data(&world, &release).await,
+            at_backup,
+            "every component holds the backup's data"
+        );
+        assert_eq!(super::active_restore(&world, CLUSTER).await, None);
+        release.teardown(READY).await;
+        world.cleanup().await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs the real node (scripts/test.sh runs it there)"]
+    async fn an_8_8_restore_whose_broker_job_fails_leaves_the_cluster_stopped_and_a_new_one_survives_kills_in_every_phase()
+     {
+        let mut world = World::start("restore-88", &[]).await;
+        let release = cluster_with_a_backup(&world, Family::V88).await;
+        let at_backup = data(&world, &release).await;
+        world
+            .sim
+            .advance_data(CLUSTER, 25)
+            .await
+            .expect("advance the data");
+
+        // A restore program that cannot run: the broker Jobs fail after the data was deleted.
+        let clusters = world.clusters();
+        let set_command = |command: serde_json::Value| {
+            let clusters = clusters.clone();
+            async move {
+                clusters
+                    .patch(
+                        CLUSTER,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({ "spec": { "restore": { "restoreCommand": command } } })),
+                    )
+                    .await
+                    .expect("set the restore command");
+            }
+        };
+        set_command(json!(["/usr/local/camunda/bin/restore", "--no-such-option"])).await;
+        create_restore(
+            &world,
+            "broken",
+            json!({ "clusterRef": { "name": CLUSTER }, "backup": { "name": "b1" }, "overwriteData": true }),
+        )
+        .await;
+        let failed = wait_restore_end(&world, "broken").await;
+        let status = failed.status.clone().unwrap_or_default();
+        assert_eq!(
+            status.reason.as_deref(),
+            Some("BrokerRestoreFailed"),
+            "{status:#?}"
+        );
+        let data_condition = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "ClusterData")
+            .expect("ClusterData");
+        assert_eq!(data_condition.reason, "DataDeleted");
+        assert!(
+            data_condition.message.contains("create another ClusterRestore"),
+            "{}",
+            data_condition.message
+        );
+        let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+            Api::namespaced(world.client.clone(), &world.ns.name);
+        let brokers = sets
+            .get(&release.statefulset_name())
+            .await
+            .expect("broker StatefulSet");
+        assert_eq!(
+            brokers.spec.and_then(|s| s.replicas),
+            Some(0),
+            "never started on half-restored data"
+        );
+
+        // Fixed, a new restore of the same backup brings the cluster back with the replicas it had before
+        // the first one, although the operator is killed in each phase it is seen in.
+        set_command(json!(null)).await;
+        create_restore(
+            &world,
+            "again",
+            json!({ "clusterRef": { "name": CLUSTER }, "backup": { "name": "b1" }, "overwriteData": true }),
+        )
+        .await;
+        let api = restores(&world);
+        let mut killed_in = Vec::new();
+        let deadline = std::time::Instant::now() + RESTORE;
+        let done = loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the restore did not end; killed in {killed_in:?}"
+            );
+            let restore = api.get("again").await.expect("read the restore");
+            match restore.status.as_ref().and_then(|s| s.phase) {
+                Some(phase) if phase.is_terminal() => break restore,
+                Some(phase) if phase != RestorePhase::Pending && !killed_in.contains(&phase) => {
+                    world.operator.restart().await;
+                    killed_in.push(phase);
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let status = done.status.clone().unwrap_or_default();
+        assert_eq!(status.phase, Some(RestorePhase::Completed), "{status:#?}");
+        println!(
+            "real node: 8.8 restore after a failed one, operator killed in {killed_in:?}: {}",
+            timings(&done)
+        );
+        assert!(killed_in.len() >= 3, "killed in {killed_in:?}");
+        let recorded: Vec<(String, i32)> = status
+            .workloads
+            .iter()
+            .map(|w| (w.name.clone(), w.replicas))
+            .collect();
+        assert!(
+            recorded.contains(&(release.statefulset_name(), 3)),
+            "{recorded:?}"
+        );
+        // Each broker volume was restored by exactly one Job run.
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(world.client.clone(), &world.ns.name);
+        for broker in &status.brokers {
+            let runs = pods
+                .list(&kube::api::ListParams::default().labels(&format!("job-name={}", broker.job)))
+                .await
+                .expect("list the Job's Pods");
+            assert_eq!(runs.items.len(), 1, "{} ran once", broker.job);
+        }
+        release.wait_ready(READY).await;
+        let starting = status
+            .phases
+            .iter()
+            .find(|p| p.phase == RestorePhase::Starting)
+            .map(|p| p.start_time);
+        release
+            .wait_registered(&world.sim, starting.unwrap_or_else(Utc::now), READY)
+            .await;
+        assert_eq!(
+            data(&world, &release).await,
+            at_backup,
+            "every component holds the backup's data"
+        );
+        release.teardown(READY).await;
+        world.cleanup().await;
+    }
+}

@@ -117,6 +117,10 @@ pub struct Observed<'a> {
     pub validation: Option<Validation>,
     /// The cluster's workloads, selected by its restore settings.
     pub workloads: &'a [WorkloadSeen],
+    /// The replicas an earlier restore of the cluster recorded for the workloads it stopped and, having
+    /// failed after the data was deleted, never started again: a new restore starts them with these, not
+    /// with the zero it finds.
+    pub left_stopped: &'a [RecordedWorkload],
     /// The cluster's own indices that exist now ([`IndexPrefixes::owns`]).
     pub indices: &'a [String],
     /// Each recorded snapshot's restore.
@@ -203,6 +207,16 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
     }
 }
 
+/// Whether a finished restore left the cluster's workloads stopped: it failed after data was deleted
+/// (its `ClusterData` condition says `DataDeleted`), so it never started them again.
+pub fn left_workloads_stopped(status: &ClusterRestoreStatus) -> bool {
+    status.phase == Some(RestorePhase::Failed)
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == conditions::CLUSTER_DATA && c.reason == DataState::Deleted.reason())
+}
+
 /// The plan of a restore that cannot be carried out at all (its cluster is missing or its spec invalid):
 /// `Failed` with `reason`, the cluster untouched, and given back if the restore held it.
 pub fn refuse(restore: &ClusterRestore, reason: &'static str, message: String, now: DateTime<Utc>) -> Plan {
@@ -211,6 +225,7 @@ pub fn refuse(restore: &ClusterRestore, reason: &'static str, message: String, n
         blocked_by: None,
         validation: None,
         workloads: &[],
+        left_stopped: &[],
         indices: &[],
         snapshots: &[],
         broker_jobs: &[],
@@ -395,6 +410,13 @@ impl Planner<'_> {
         self.status.backup_id = Some(valid.backup_id);
         self.status.snapshots = valid.snapshots.clone();
         self.status.brokers = valid.brokers.clone();
+        let left_stopped = |w: &WorkloadSeen| {
+            self.observed
+                .left_stopped
+                .iter()
+                .find(|r| r.kind == w.kind && r.name == w.name)
+                .map(|r| r.replicas)
+        };
         self.status.workloads = self
             .observed
             .workloads
@@ -402,7 +424,10 @@ impl Planner<'_> {
             .map(|w| RecordedWorkload {
                 kind: w.kind,
                 name: w.name.clone(),
-                replicas: w.replicas,
+                replicas: match w.replicas {
+                    0 => left_stopped(w).unwrap_or(0),
+                    running => running,
+                },
             })
             .collect();
         self.status.plan = self.plan_lines();

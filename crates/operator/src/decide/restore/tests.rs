@@ -131,6 +131,7 @@ impl World {
             blocked_by: None,
             validation,
             workloads: &self.workloads,
+            left_stopped: &[],
             indices: &self.indices,
             snapshots: &self.snapshots,
             broker_jobs: &self.jobs,
@@ -378,6 +379,7 @@ fn a_restore_waits_for_a_running_backup_or_restore_of_its_cluster() {
         blocked_by: Some("ClusterBackup b9".into()),
         validation: None,
         workloads: &world.workloads,
+        left_stopped: &[],
         indices: &world.indices,
         snapshots: &[],
         broker_jobs: &[],
@@ -426,4 +428,44 @@ fn a_restore_without_the_overwrite_confirmation_fails_before_anything() {
     );
     assert_eq!(p.effects, [Effect::ReleaseCluster], "never held, nothing changed");
     assert_eq!(data_reason(&p), "Untouched");
+}
+
+#[test]
+fn a_new_restore_after_a_failed_one_starts_the_workloads_with_their_replicas_from_before_the_first() {
+    let mut world = World::new();
+    for w in &mut world.workloads {
+        w.replicas = 0;
+        w.pods = 0;
+        w.ready = 0;
+    }
+    let before = [RecordedWorkload {
+        kind: WorkloadKind::StatefulSet,
+        name: "c1-zeebe".into(),
+        replicas: 2,
+    }];
+    let mut r = restore(false);
+    let admitted = world.observe(&r, None, 0);
+    r.status = Some(admitted.status);
+    let validated = plan(&Observed {
+        restore: &r,
+        blocked_by: None,
+        validation: Some(valid()),
+        workloads: &world.workloads,
+        left_stopped: &before,
+        indices: &world.indices,
+        snapshots: &[],
+        broker_jobs: &[],
+        now: t(1),
+    });
+    let recorded: Vec<(String, i32)> = validated
+        .status
+        .workloads
+        .iter()
+        .map(|w| (w.name.clone(), w.replicas))
+        .collect();
+    assert_eq!(
+        recorded,
+        [("c1-zeebe".to_string(), 2), ("c1-optimize".to_string(), 0)],
+        "the earlier restore's record for what it left stopped; zero for what it did not record"
+    );
 }
