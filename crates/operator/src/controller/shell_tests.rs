@@ -345,3 +345,81 @@ async fn search_credentials_are_read_from_their_secret_once_while_they_are_fresh
         .unwrap();
     assert_eq!(api.calls().len(), 2);
 }
+
+fn restore(status: Value) -> crate::api::ClusterRestore {
+    serde_json::from_value(json!({
+        "apiVersion": "c8backup.dev/v1alpha1", "kind": "ClusterRestore",
+        "metadata": { "name": "r1", "namespace": "ns", "uid": "uid-r1", "generation": 1,
+                      "creationTimestamp": "2026-12-01T11:59:00Z" },
+        "spec": { "clusterRef": { "name": "c1" }, "backup": { "name": "b1" }, "overwriteData": true },
+        "status": status,
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_restore_takes_the_cluster_in_a_conditional_write_before_it_records_validating() {
+    let c1 = cluster(json!({}), json!({ "lastBackupId": 41 }));
+    let r1 = restore(Value::Null);
+    let (client, api) = MockApi::start(vec![
+        on("PATCH", format!("{NS}/camundaclusters/c1/status"), ok(&c1)),
+        on("PATCH", format!("{NS}/clusterrestores/r1/status"), ok(&r1)),
+        events(),
+    ]);
+    let ctx = Context::test(client, &[], std::slice::from_ref(&c1));
+    super::cluster_restore::apply(&r1, &ctx, now()).await.unwrap();
+
+    let writes = api.writes();
+    assert_eq!(writes.len(), 2, "{writes:#?}");
+    let hold = &writes[0];
+    assert!(
+        hold.is("PATCH", &format!("{NS}/camundaclusters/c1/status")),
+        "{hold:?}"
+    );
+    assert_eq!(
+        hold.body["metadata"]["resourceVersion"], "7",
+        "conditional on what was read"
+    );
+    assert_eq!(hold.body["status"]["activeRestore"], "r1");
+    let recorded = &writes[1];
+    assert!(recorded.is("PATCH", &format!("{NS}/clusterrestores/r1/status")));
+    assert!(recorded.uri.contains("fieldManager=camunda-backup-operator"));
+    assert_eq!(recorded.body["status"]["phase"], "Validating");
+    assert!(api.event_reasons().contains(&"Validating".to_string()));
+}
+
+#[tokio::test]
+async fn a_restore_that_loses_the_cluster_to_a_backup_records_nothing_and_looks_again_at_once() {
+    let c1 = cluster(json!({}), json!({ "lastBackupId": 41 }));
+    let r1 = restore(Value::Null);
+    let (client, api) = MockApi::start(vec![
+        on("PATCH", format!("{NS}/camundaclusters/c1/status"), conflict()),
+        events(),
+    ]);
+    let ctx = Context::test(client, &[], std::slice::from_ref(&c1));
+    let error = super::cluster_restore::apply(&r1, &ctx, now()).await.unwrap_err();
+    assert!(error.is_conflict(), "{error}");
+    assert_eq!(
+        api.writes().len(),
+        1,
+        "only the refused hold: {:#?}",
+        api.writes()
+    );
+}
+
+#[tokio::test]
+async fn a_restore_waits_while_a_backup_of_its_cluster_runs_and_takes_nothing() {
+    let c1 = cluster(json!({}), json!({ "lastBackupId": 41, "activeBackup": "b1" }));
+    let b1 = backup("b1", json!({}), json!({ "phase": "Running", "backupId": 41 }));
+    let r1 = restore(Value::Null);
+    let (client, api) = MockApi::start(vec![
+        on("PATCH", format!("{NS}/clusterrestores/r1/status"), ok(&r1)),
+        events(),
+    ]);
+    let ctx = Context::test(client, std::slice::from_ref(&b1), std::slice::from_ref(&c1));
+    super::cluster_restore::apply(&r1, &ctx, now()).await.unwrap();
+    let writes = api.writes();
+    assert_eq!(writes.len(), 1, "{writes:#?}");
+    assert_eq!(writes[0].body["status"]["phase"], "Pending");
+    assert_eq!(writes[0].body["status"]["reason"], "WaitingForCluster");
+}
