@@ -262,6 +262,21 @@ pub struct CamundaClusterStatus {
     /// The earliest time the rate limit allows the next backup; absent when one is allowed now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_backup_allowed_at: Option<DateTime<Utc>>,
+    /// Backups Zeebe's backup store holds that no `ClusterBackup` of this cluster names (after a
+    /// disaster the objects may be gone while the data is not), newest first, at most 20. A
+    /// `ClusterRestore` can restore one by its ID. Read when the cluster is created or its spec changes,
+    /// and hourly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stored_backups: Vec<StoredBackup>,
+}
+
+/// A backup found in the component stores.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredBackup {
+    pub backup_id: i64,
+    /// Zeebe's state of it: `COMPLETED`, `FAILED`, `INCOMPLETE`, …
+    pub state: String,
 }
 
 /// A completed backup the cluster keeps.

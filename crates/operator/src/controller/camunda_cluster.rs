@@ -142,7 +142,8 @@ pub(super) async fn apply(
 ) -> Result<Action, Error> {
     let backups = backups_of(cluster, ctx);
     let backups: Vec<&ClusterBackup> = backups.iter().map(AsRef::as_ref).collect();
-    let plan = decide::cluster::plan(cluster, &backups, now);
+    let mut plan = decide::cluster::plan(cluster, &backups, now);
+    let stores_in = read_stored_backups(cluster, &backups, &mut plan.status, ctx, now).await;
     let labels = ClusterLabels {
         namespace: cluster.namespace().unwrap_or_default(),
         cluster: cluster.name_any(),
@@ -158,7 +159,67 @@ pub(super) async fn apply(
         ctx.publish(cluster, note.warning, note.reason, note.message)
             .await;
     }
-    Ok(plan.requeue.map_or_else(Action::await_change, Action::requeue))
+    let requeue = match (plan.requeue, stores_in) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Reads Zeebe's backup store for backups no `ClusterBackup` names, when due, into `status`; returns
+/// when to read again (`None` for a cluster whose spec is invalid). A component that does not answer
+/// keeps the last list (logged, never a failed reconcile: the summary and retention must not wait on it).
+async fn read_stored_backups(
+    cluster: &CamundaCluster,
+    backups: &[&ClusterBackup],
+    status: &mut CamundaClusterStatus,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    let (version, _) = cluster.spec.validate().ok()?;
+    let uid = cluster.uid()?;
+    let created = cluster
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| crate::api::time::to_chrono(&t.0));
+    let spread_key = crate::api::names::fnv1a_32(uid.as_bytes());
+    let last = ctx.stores_read(&uid);
+    let wait = decide::cluster::stores_read_in(
+        last,
+        cluster.metadata.generation,
+        created,
+        ctx.started,
+        spread_key,
+        now,
+    );
+    if !wait.is_zero() {
+        return Some(wait);
+    }
+    ctx.note_stores_read(
+        uid,
+        decide::cluster::StoresRead {
+            generation: cluster.metadata.generation,
+            at: now,
+        },
+    );
+    let listed = match super::components::zeebe_client(cluster, version, ctx) {
+        Ok(zeebe) => zeebe.list().await.map_err(|e| e.to_string()),
+        Err(problem) => Err(problem),
+    };
+    match listed {
+        Ok(listed) => {
+            let listed: Vec<(i64, String)> = listed
+                .iter()
+                .filter_map(|b| Some((i64::try_from(b.backup_id).ok()?, b.state.to_string())))
+                .collect();
+            status.stored_backups = decide::cluster::stored_backups(&listed, backups);
+        }
+        Err(error) => {
+            tracing::warn!(cluster = %cluster.name_any(), %error, "cannot list the backups in Zeebe's store; keeping the last list");
+        }
+    }
+    Some(decide::cluster::STORED_BACKUPS_INTERVAL)
 }
 
 async fn record_summary(
@@ -171,6 +232,7 @@ async fn record_summary(
         "conditions": status.conditions,
         "retainedBackups": status.retained_backups,
         "retainedCount": status.retained_count,
+        "storedBackups": status.stored_backups,
     });
     if let Some(at) = status.next_backup_allowed_at {
         summary["nextBackupAllowedAt"] = json!(at);
@@ -198,6 +260,9 @@ async fn delete_backup(cluster: &CamundaCluster, name: &str, by: &str, ctx: &Con
 async fn cleanup(cluster: &CamundaCluster, ctx: &Context, now: DateTime<Utc>) -> Result<Action, Error> {
     let namespace = cluster.namespace().unwrap_or_default();
     ctx.metrics.forget_cluster(&namespace, &cluster.name_any());
+    if let Some(uid) = cluster.uid() {
+        ctx.forget_stores_read(&uid);
+    }
     let remaining = backups_of(cluster, ctx);
     let remaining: Vec<&ClusterBackup> = remaining.iter().map(AsRef::as_ref).collect();
     let release = decide::cluster::release(cluster, &remaining, now);

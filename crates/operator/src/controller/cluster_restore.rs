@@ -24,7 +24,7 @@ use tracing::{info, instrument, warn};
 
 use super::{
     Context, apply_status,
-    components::{SecretReads, search_credentials},
+    components::{SecretReads, search_credentials, zeebe_client},
     error::{ReconcileError, finalizer_conflict, finalizer_reason, is_conflict},
 };
 use crate::{
@@ -32,7 +32,7 @@ use crate::{
         BackupPhase, BrokerRestore, BrokerRestorePhase, CamundaCluster, CamundaVersion, ClusterBackup,
         ClusterRestore, RecordedWorkload, ResolvedRestore, RestorePhase, names,
     },
-    camunda::{ApiError, ClientOptions, HttpClient, restore::SearchRestore, zeebe::ZeebeBackups},
+    camunda::{ApiError, HttpClient, restore::SearchRestore},
     decide::{
         restore::{
             self, BrokerJobSeen, Effect, IndexPrefixes, Observed, SnapshotRestoreSeen, ValidBackup,
@@ -627,17 +627,10 @@ async fn zeebe_backup(
     backup_id: i64,
     ctx: &Context,
 ) -> Result<Option<ZeebeBackup>, Error> {
-    let endpoint = cluster
-        .spec
-        .orchestration
-        .as_ref()
-        .or(cluster.spec.zeebe.as_ref())
-        .ok_or_else(|| Error::ReadBackup("the cluster names no Zeebe endpoint".into()))?;
-    let options: ClientOptions = ctx.camunda.clone();
-    let http = HttpClient::new(&endpoint.url, options).map_err(|e| Error::ReadBackup(e.to_string()))?;
+    let zeebe = zeebe_client(cluster, version, ctx).map_err(Error::ReadBackup)?;
     let id = u64::try_from(backup_id)
         .map_err(|_| Error::ReadBackup(format!("backup ID {backup_id} is negative")))?;
-    match ZeebeBackups::new(http, version).status(id).await {
+    match zeebe.status(id).await {
         Ok(info) => Ok(Some(ZeebeBackup {
             state: info.state.to_string(),
             partitions: info

@@ -77,6 +77,23 @@ async fn component_client(
     .map_err(|e| e.to_string())
 }
 
+/// A client of the cluster's Zeebe backup API (the gateway up to 8.7, the Orchestration Cluster from 8.8).
+pub(super) fn zeebe_client(
+    cluster: &crate::api::CamundaCluster,
+    version: CamundaVersion,
+    ctx: &Context,
+) -> Result<crate::camunda::zeebe::ZeebeBackups, String> {
+    let endpoint = cluster
+        .spec
+        .orchestration
+        .as_ref()
+        .or(cluster.spec.zeebe.as_ref())
+        .ok_or("the cluster names no Zeebe endpoint")?;
+    let http =
+        crate::camunda::HttpClient::new(&endpoint.url, ctx.camunda.clone()).map_err(|e| e.to_string())?;
+    Ok(crate::camunda::zeebe::ZeebeBackups::new(http, version))
+}
+
 fn positive(id: i64) -> Result<u64, String> {
     u64::try_from(id).map_err(|_| format!("backup ID {id} is not positive"))
 }

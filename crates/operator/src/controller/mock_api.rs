@@ -200,6 +200,8 @@ impl Context {
             newest_backups: Mutex::new(HashMap::new()),
             refused_triggers: Mutex::new(HashMap::new()),
             secret_values: Mutex::new(HashMap::new()),
+            started: chrono::DateTime::UNIX_EPOCH,
+            stores_read: Mutex::new(HashMap::new()),
         })
     }
 }

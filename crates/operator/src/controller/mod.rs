@@ -154,6 +154,11 @@ pub struct Context {
     /// that a snapshot read inside the pause (several a second) does not read its Secrets each time.
     /// Values stay in memory only; a rotated Secret is seen once its entry expires.
     secret_values: Mutex<HashMap<SecretKey, (std::time::Instant, String)>>,
+    /// When this process started: clusters it knew before are read for stored backups spread after it.
+    pub started: chrono::DateTime<chrono::Utc>,
+    /// When each cluster's (by UID) component stores were last read for backups without a
+    /// `ClusterBackup`; in memory only, so a restart reads them again, spread out.
+    stores_read: Mutex<HashMap<String, crate::decide::cluster::StoresRead>>,
 }
 
 /// A Secret's key by namespace, Secret name and key.
@@ -264,6 +269,28 @@ impl Context {
         Api::<CamundaCluster>::namespaced(self.client.clone(), namespace)
             .get_opt(name)
             .await
+    }
+
+    fn stores_read(&self, uid: &str) -> Option<crate::decide::cluster::StoresRead> {
+        self.stores_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(uid)
+            .copied()
+    }
+
+    fn note_stores_read(&self, uid: String, read: crate::decide::cluster::StoresRead) {
+        self.stores_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(uid, read);
+    }
+
+    fn forget_stores_read(&self, uid: &str) {
+        self.stores_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(uid);
     }
 
     /// Who acts on the objects of cluster `name` in `namespace`, from the cluster store (no request).
@@ -475,6 +502,8 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
         newest_backups: Mutex::new(HashMap::new()),
         refused_triggers: Mutex::new(HashMap::new()),
         secret_values: Mutex::new(HashMap::new()),
+        started: chrono::Utc::now(),
+        stores_read: Mutex::new(HashMap::new()),
     });
 
     let health = Arc::new(Health::default());

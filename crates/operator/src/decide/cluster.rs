@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use crate::{
     api::{
         BackupPhase, CamundaCluster, CamundaClusterStatus, ClusterBackup, Condition, ConditionStatus,
-        OnClusterDelete, RetainedBackup, set_condition,
+        OnClusterDelete, RetainedBackup, StoredBackup, set_condition,
     },
     decide::{
         limits::{BackupView, RateState, next_allowed_for_display, retention},
@@ -163,13 +163,75 @@ pub fn summary_changed(old: &CamundaClusterStatus, new: &CamundaClusterStatus) -
         &old.retained_backups,
         old.retained_count,
         old.next_backup_allowed_at,
+        &old.stored_backups,
     ) != (
         new.observed_generation,
         &new.conditions,
         &new.retained_backups,
         new.retained_count,
         new.next_backup_allowed_at,
+        &new.stored_backups,
     )
+}
+
+/// How many backups without a `ClusterBackup` the status lists.
+pub const STORED_BACKUPS_LISTED: usize = 20;
+/// How often the component stores are read for backups without a `ClusterBackup`.
+pub const STORED_BACKUPS_INTERVAL: Duration = Duration::from_secs(3600);
+/// After a restart of the operator, the clusters it already knew read their stores spread over this
+/// window instead of all at once.
+pub const STORED_BACKUPS_SPREAD: Duration = Duration::from_secs(600);
+
+/// The backups Zeebe listed (ID and state) that no `ClusterBackup` of the cluster names, newest first.
+pub fn stored_backups(listed: &[(i64, String)], backups: &[&ClusterBackup]) -> Vec<StoredBackup> {
+    let named: Vec<i64> = backups
+        .iter()
+        .filter_map(|b| b.status.as_ref()?.backup_id)
+        .collect();
+    let mut stored: Vec<StoredBackup> = listed
+        .iter()
+        .filter(|(id, _)| !named.contains(id))
+        .map(|(backup_id, state)| StoredBackup {
+            backup_id: *backup_id,
+            state: state.clone(),
+        })
+        .collect();
+    stored.sort_by(|a, b| b.backup_id.cmp(&a.backup_id));
+    stored.dedup_by_key(|s| s.backup_id);
+    stored.truncate(STORED_BACKUPS_LISTED);
+    stored
+}
+
+/// When the cluster's stores were last read: for which generation, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoresRead {
+    pub generation: Option<i64>,
+    pub at: DateTime<Utc>,
+}
+
+/// How long until the cluster's stores are read again (`ZERO`: now). A cluster read before is read again
+/// when its spec changed or the interval passed. One the operator has not read since it started is read
+/// now if it was created since then (a new cluster, perhaps recreated after a disaster), else at a
+/// point spread by `spread_key` over [`STORED_BACKUPS_SPREAD`] after the start, so that a restart with
+/// thousands of clusters does not call every component at once.
+pub fn stores_read_in(
+    last: Option<StoresRead>,
+    generation: Option<i64>,
+    created: Option<DateTime<Utc>>,
+    started: DateTime<Utc>,
+    spread_key: u64,
+    now: DateTime<Utc>,
+) -> Duration {
+    let due = match last {
+        Some(read) if read.generation != generation => now,
+        Some(read) => read.at + chrono::Duration::from_std(STORED_BACKUPS_INTERVAL).unwrap_or_default(),
+        None if created.is_some_and(|c| c >= started) => now,
+        None => {
+            let window = STORED_BACKUPS_SPREAD.as_millis().max(1) as u64;
+            started + chrono::Duration::milliseconds((spread_key % window) as i64)
+        }
+    };
+    (due - now).to_std().unwrap_or(Duration::ZERO)
 }
 
 /// How often a cluster being deleted checks whether its backups are gone (their own finalizers delete
@@ -294,6 +356,96 @@ mod tests {
 
     fn condition<'a>(status: &'a CamundaClusterStatus, type_: &str) -> &'a Condition {
         status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn stored_backups_are_the_ones_no_clusterbackup_names_newest_first() {
+        let b7 = backup("b7", BackupPhase::Completed, 0, 7);
+        let listed: Vec<(i64, String)> = [
+            (5, "COMPLETED"),
+            (7, "COMPLETED"),
+            (9, "FAILED"),
+            (5, "COMPLETED"),
+        ]
+        .iter()
+        .map(|(id, state)| (*id, state.to_string()))
+        .collect();
+        let stored = stored_backups(&listed, &[&b7]);
+        let ids: Vec<i64> = stored.iter().map(|s| s.backup_id).collect();
+        assert_eq!(ids, [9, 5]);
+        assert_eq!(stored[0].state, "FAILED");
+        let many: Vec<(i64, String)> = (1..=30).map(|id| (id, "COMPLETED".to_string())).collect();
+        let listed = stored_backups(&many, &[]);
+        assert_eq!(listed.len(), STORED_BACKUPS_LISTED);
+        assert_eq!(listed[0].backup_id, 30);
+    }
+
+    #[test]
+    fn stores_are_read_for_new_and_changed_clusters_now_hourly_after_and_spread_after_a_restart() {
+        let started = t(1000);
+        let read = |generation, at| {
+            Some(StoresRead {
+                generation: Some(generation),
+                at: t(at),
+            })
+        };
+        let cases = [
+            (
+                "a cluster created after the start",
+                None,
+                Some(t(1500)),
+                0,
+                t(1600),
+                Duration::ZERO,
+            ),
+            (
+                "a known cluster after a restart is spread",
+                None,
+                Some(t(0)),
+                90_000,
+                t(1000),
+                Duration::from_secs(90),
+            ),
+            (
+                "the spread never exceeds its window",
+                None,
+                Some(t(0)),
+                3_600_000,
+                t(1000),
+                Duration::from_secs(0),
+            ),
+            (
+                "read within the hour",
+                read(1, 2000),
+                Some(t(0)),
+                0,
+                t(2600),
+                Duration::from_secs(3000),
+            ),
+            (
+                "read an hour ago",
+                read(1, 2000),
+                Some(t(0)),
+                0,
+                t(5600),
+                Duration::ZERO,
+            ),
+            (
+                "the spec changed",
+                read(0, 2000),
+                Some(t(0)),
+                0,
+                t(2001),
+                Duration::ZERO,
+            ),
+        ];
+        for (what, last, created, key, now, expected) in cases {
+            assert_eq!(
+                stores_read_in(last, Some(1), created, started, key, now),
+                expected,
+                "{what}"
+            );
+        }
     }
 
     #[test]
