@@ -30,7 +30,7 @@ use super::{
 use crate::{
     api::{
         BackupPhase, BrokerRestore, BrokerRestorePhase, CamundaCluster, CamundaVersion, ClusterBackup,
-        ClusterRestore, RecordedWorkload, ResolvedRestore, RestorePhase, names,
+        ClusterRestore, RecordedWorkload, ResolvedRestore, RestorePhase, WorkloadKind, names,
     },
     camunda::{ApiError, HttpClient, restore::SearchRestore},
     decide::{
@@ -286,17 +286,17 @@ pub(super) async fn apply(
     } else {
         Vec::new()
     };
-    let validation = if status.phase == Some(RestorePhase::Validating) {
-        Some(validation(restore, &cluster, &settings, version, &search, ctx).await?)
-    } else {
-        None
-    };
-
     let left_stopped = if status.phase == Some(RestorePhase::Validating) {
         left_stopped(restore, ctx)
     } else {
         Vec::new()
     };
+    let validation = if status.phase == Some(RestorePhase::Validating) {
+        Some(validation(restore, &cluster, &settings, version, &search, &left_stopped, ctx).await?)
+    } else {
+        None
+    };
+
     let plan = restore::plan(&Observed {
         restore,
         blocked_by,
@@ -516,6 +516,7 @@ async fn validation(
     settings: &ResolvedRestore,
     version: CamundaVersion,
     search: &SearchRestore,
+    left_stopped: &[RecordedWorkload],
     ctx: &Context,
 ) -> Result<Validation, Error> {
     let namespace = restore.namespace().unwrap_or_default();
@@ -601,7 +602,23 @@ async fn validation(
         Ok(snapshots) => snapshots,
         Err(refused) => return Ok(refused),
     };
-    let replicas = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    // Every broker's volume is restored, also when an earlier restore left the StatefulSet at zero.
+    let replicas = match set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) {
+        0 => left_stopped
+            .iter()
+            .find(|w| w.kind == WorkloadKind::StatefulSet && w.name == settings.broker_stateful_set)
+            .map_or(0, |w| w.replicas),
+        running => running,
+    };
+    if replicas == 0 {
+        return invalid(
+            "NoBrokers",
+            format!(
+                "StatefulSet {} has no replicas, so the brokers' volumes are unknown; scale it to the cluster size first",
+                settings.broker_stateful_set
+            ),
+        );
+    }
     let brokers = (0..replicas)
         .map(|ordinal| BrokerRestore {
             ordinal,

@@ -430,6 +430,12 @@ mod real_node {
         .await;
         release.wait_ready(READY).await;
         release.wait_registered(&world.sim, deployed, READY).await;
+        // The backup point is neither the empty start nor what comes after it.
+        world
+            .sim
+            .advance_data(CLUSTER, 10)
+            .await
+            .expect("advance the data");
         world.backup("b1", CLUSTER).await;
         world.wait_phase("b1", BackupPhase::Completed, READY).await;
         release
