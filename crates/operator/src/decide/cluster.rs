@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use kube::ResourceExt;
 
 use crate::{
@@ -225,7 +225,8 @@ pub fn stores_read_in(
     let due = match last {
         Some(read) if read.generation != generation => now,
         Some(read) => read.at + chrono::Duration::from_std(STORED_BACKUPS_INTERVAL).unwrap_or_default(),
-        None if created.is_some_and(|c| c >= started) => now,
+        // A creation time has whole seconds: one in the start's own second counts as after it.
+        None if created.is_some_and(|c| c >= started.trunc_subsecs(0)) => now,
         None => {
             let window = STORED_BACKUPS_SPREAD.as_millis().max(1) as u64;
             started + chrono::Duration::milliseconds((spread_key % window) as i64)

@@ -163,7 +163,9 @@ async fn completed_backup(world: &World, name: &str, cluster: &str) -> ClusterBa
 #[ignore = "needs a Kubernetes API server (KUBECONFIG)"]
 async fn a_dry_run_and_every_refused_check_leave_the_cluster_running_and_untouched() {
     let world = World::start("restore-checks", &[]).await;
-    world.cluster("c1", "8.8.0", false, json!({})).await;
+    world
+        .cluster("c1", "8.8.0", false, json!({ "minInterval": "1s" }))
+        .await;
     chart_workloads(&world, "c1", 2, 3).await;
     completed_backup(&world, "b1", "c1").await;
     let before = indices(&world, "c1");
@@ -221,15 +223,14 @@ async fn a_dry_run_and_every_refused_check_leave_the_cluster_running_and_untouch
     }
     // A partition count that is not the backup's.
     let sets: Api<StatefulSet> = Api::namespaced(world.client.clone(), &world.ns.name);
-    sets.patch(
-        "c1-zeebe",
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Strategic(json!({ "spec": { "template": { "spec": { "containers": [
-            { "name": "orchestration", "env": [{ "name": "CAMUNDA_CLUSTER_PARTITIONCOUNT", "value": "4" }] }
-        ] } } } })),
-    )
-    .await
-    .expect("change the partition count");
+    let partitions = |count: &str| {
+        kube::api::Patch::Strategic(json!({ "spec": { "template": { "spec": { "containers": [
+            { "name": "orchestration", "env": [{ "name": "CAMUNDA_CLUSTER_PARTITIONCOUNT", "value": count }] }
+        ] } } } }))
+    };
+    sets.patch("c1-zeebe", &kube::api::PatchParams::default(), &partitions("4"))
+        .await
+        .expect("change the partition count");
     create_restore(
         &world,
         "partitions",
@@ -238,9 +239,65 @@ async fn a_dry_run_and_every_refused_check_leave_the_cluster_running_and_untouch
     .await;
     let failed = wait_restore(&world, "partitions", RestorePhase::Failed).await;
     assert_eq!(reason(&failed), "PartitionCountMismatch", "{:?}", failed.status);
+    sets.patch("c1-zeebe", &kube::api::PatchParams::default(), &partitions("3"))
+        .await
+        .expect("restore the partition count");
+
+    // After a disaster the ClusterBackup objects may be gone while the stores keep the data: the
+    // cluster lists the backup, and a restore can name it by its ID.
+    let b2 = completed_backup(&world, "b2", "c1").await;
+    let lost = backup_id(&b2) as i64;
+    let backups = world.backups();
+    backups
+        .patch(
+            "b2",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+        )
+        .await
+        .expect("drop the finalizer, as a lost etcd would");
+    backups
+        .delete("b2", &DeleteParams::default())
+        .await
+        .expect("delete the object");
+    let clusters = world.clusters();
+    clusters
+        .patch(
+            "c1",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({ "spec": { "backup": { "failedRetained": 2 } } })),
+        )
+        .await
+        .expect("a spec change reads the stores again");
+    wait_for(
+        "the cluster to list the backup without its object",
+        TIMEOUT,
+        || {
+            let clusters = clusters.clone();
+            async move {
+                let status = clusters.get("c1").await.ok()?.status?;
+                status
+                    .stored_backups
+                    .iter()
+                    .any(|s| s.backup_id == lost && s.state == "COMPLETED")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    create_restore(
+        &world,
+        "by-id",
+        json!({ "clusterRef": { "name": "c1" }, "backup": { "id": lost }, "dryRun": true }),
+    )
+    .await;
+    let by_id = wait_restore(&world, "by-id", RestorePhase::Completed).await;
+    assert_eq!(by_id.status.and_then(|s| s.backup_id), Some(lost));
 
     assert_eq!(replicas(&world, "c1").await, (2, 1), "nothing was stopped");
-    assert_eq!(indices(&world, "c1"), before, "no index was touched");
+    let mut untouched = before.clone();
+    untouched.retain(|name, _| indices(&world, "c1").contains_key(name));
+    assert_eq!(untouched, before, "no index was deleted");
     assert_eq!(
         active_restore(&world, "c1").await,
         None,
@@ -333,8 +390,19 @@ async fn a_restore_holds_the_cluster_and_brings_back_exactly_its_own_indices() {
         );
     }
 
-    // While it holds the cluster, a backup waits and the cluster says why.
+    // While it holds the cluster, a backup waits, a schedule's slots are skipped, and the cluster says why.
     assert_eq!(active_restore(&world, "c1").await.as_deref(), Some("r1"));
+    let schedule: camunda_backup_operator::api::BackupSchedule = serde_json::from_value(json!({
+        "apiVersion": "c8backup.dev/v1alpha1", "kind": "BackupSchedule", "metadata": { "name": "minutely" },
+        "spec": { "clusterRef": { "name": "c1" }, "schedule": "* * * * *" }
+    }))
+    .expect("a schedule");
+    let schedules: Api<camunda_backup_operator::api::BackupSchedule> =
+        Api::namespaced(world.client.clone(), &world.ns.name);
+    schedules
+        .create(&PostParams::default(), &schedule)
+        .await
+        .expect("create the schedule");
     world.backup("b2", "c1").await;
     world
         .wait_backup("b2", "waiting for the restore", TIMEOUT, |b| {
@@ -357,6 +425,27 @@ async fn a_restore_holds_the_cluster_and_brings_back_exactly_its_own_indices() {
         }
     })
     .await;
+
+    wait_for(
+        "a slot skipped as RestoreInProgress",
+        Duration::from_secs(150),
+        || {
+            let schedules = schedules.clone();
+            async move {
+                let status = schedules.get("minutely").await.ok()?.status?;
+                status
+                    .skipped_slots
+                    .iter()
+                    .any(|s| s.reason == "RestoreInProgress")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    schedules
+        .delete("minutely", &DeleteParams::default())
+        .await
+        .expect("delete the schedule");
 
     // Deleting the restore gives the cluster back (the workloads stay stopped: the data is not whole),
     // and the waiting backup runs.
@@ -498,7 +587,7 @@ mod real_node {
 
     #[tokio::test]
     #[ignore = "needs the real node (scripts/test.sh runs it there)"]
-    async fn an_8_7_cluster_comes_back_to_its_backup_point_indices_brokers_and_workloads() {
+    async fn an_8_7_cluster_comes_back_to_a_backup_id_without_its_object_indices_brokers_and_workloads() {
         let world = World::start("restore-87", &[]).await;
         let release = cluster_with_a_backup(&world, Family::V87).await;
         let at_backup = data(&world, &release).await;
@@ -510,10 +599,23 @@ mod real_node {
         assert_eq!(report.brokers, [0, 1, 2], "every broker took writes");
         assert_ne!(data(&world, &release).await, at_backup, "the data moved on");
 
+        // A disaster took the ClusterBackup objects, not the stores: the restore names the backup's ID.
+        let b1 = world.backups().get("b1").await.expect("b1");
+        let id = c8b_testkit::harness::backup_id(&b1);
+        world
+            .backups()
+            .patch(
+                "b1",
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+            )
+            .await
+            .expect("drop the finalizer");
+        world.delete_backup("b1").await;
         create_restore(
             &world,
             "r1",
-            json!({ "clusterRef": { "name": CLUSTER }, "backup": { "name": "b1" }, "overwriteData": true }),
+            json!({ "clusterRef": { "name": CLUSTER }, "backup": { "id": id }, "overwriteData": true }),
         )
         .await;
         let done = wait_restore_end(&world, "r1").await;
