@@ -73,7 +73,7 @@ fn apply(manifests: &str, dir: &Path) -> PathBuf {
 }
 
 /// The ServiceAccount's token, from the Secret the token controller creates for it (Kubernetes < 1.24).
-async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
+pub(crate) async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     wait_for(
