@@ -21,7 +21,7 @@ args_default=()
 args_namespaced=(--set watchNamespace=team-a)
 args_optional=(--set watchNamespace=team-a --set replicas=2 --set metrics.serviceMonitor.enabled=true
   --set metrics.prometheusRule.enabled=true --set stepJob.image.repository=example.org/step
-  --set stepJob.image.tag=1.2.3)
+  --set stepJob.image.tag=1.2.3 --set consoleApi.enabled=true --set consoleApi.tls.secretName=c8b-api-tls)
 
 for mode in "${modes[@]}"; do
   declare -n extra="args_$mode"
@@ -37,6 +37,9 @@ done
 # Settings that must be refused.
 if "$HELM" template c8b "$CHART" --set replicas=2 --set leaderElection.enabled=false >/dev/null 2>&1; then
   fail "replicas=2 without leader election must be refused"
+fi
+if "$HELM" template c8b "$CHART" --set consoleApi.enabled=true >/dev/null 2>&1; then
+  fail "the Console API without a TLS Secret must be refused"
 fi
 if "$HELM" template c8b "$CHART" --set 'watchNamespace=Not_A_Namespace' >/dev/null 2>&1; then
   fail "an invalid watchNamespace must be refused"
@@ -63,8 +66,30 @@ for mode in ("default", "namespaced", "optional"):
     for d in ds:
         by_kind.setdefault(d["kind"], []).append(d)
     check(not any(d["kind"] == "CustomResourceDefinition" for d in ds), f"{mode}: CRDs belong in crds/, not templates")
-    deps = by_kind.get("Deployment", [])
-    check(len(deps) == 1, f"{mode}: one Deployment, got {kinds(ds)}")
+    all_deps = by_kind.get("Deployment", [])
+    api_deps = [d for d in all_deps if d["metadata"]["name"].endswith("-api")]
+    deps = [d for d in all_deps if d not in api_deps]
+    check(len(deps) == 1, f"{mode}: one operator Deployment, got {kinds(ds)}")
+    # The Console API endpoint: only when enabled, its own Deployment, Service and ServiceAccount, never
+    # selected by the operator's selector (nor the operator's Pods by its own).
+    check(len(api_deps) == (1 if mode == "optional" else 0), f"{mode}: Console API Deployment: {kinds(ds)}")
+    for api in api_deps:
+        apod = api["spec"]["template"]["spec"]
+        ac = apod["containers"][0]
+        check(ac["args"][:1] == ["api"], f"{mode}: the api subcommand: {ac['args']}")
+        check("--tls-cert-file=/etc/c8backup/tls/tls.crt" in ac["args"], f"{mode}: api TLS flags {ac['args']}")
+        check(apod.get("securityContext", {}).get("runAsNonRoot") is True, f"{mode}: api pod runAsNonRoot")
+        check(apod.get("securityContext", {}).get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{mode}: api seccomp")
+        asc = ac.get("securityContext", {})
+        check(asc.get("allowPrivilegeEscalation") is False and asc.get("readOnlyRootFilesystem") is True
+              and asc.get("capabilities", {}).get("drop") == ["ALL"], f"{mode}: api container restricted")
+        check(ac.get("readinessProbe", {}).get("httpGet", {}).get("scheme") == "HTTPS", f"{mode}: api readiness over HTTPS")
+        check(any(v.get("secret", {}).get("secretName") == "c8b-api-tls" for v in apod.get("volumes", [])), f"{mode}: api TLS Secret mounted")
+        check(apod["serviceAccountName"].endswith("-api"), f"{mode}: api has its own ServiceAccount")
+        op_sel = deps[0]["spec"]["selector"]["matchLabels"] if deps else {}
+        api_labels = api["spec"]["template"]["metadata"]["labels"]
+        check(not all(api_labels.get(k) == v for k, v in op_sel.items()), f"{mode}: the operator's selector must not match api Pods")
+        check(any(d["kind"] == "Service" and d["metadata"]["name"] == api["metadata"]["name"] for d in ds), f"{mode}: api Service")
     if not deps:
         continue
     dep = deps[0]
@@ -88,7 +113,15 @@ for mode in ("default", "namespaced", "optional"):
     check(args[:1] == ["run"], f"{mode}: args start with run: {args}")
     check("--leader-elect" in args, f"{mode}: leader election on by default")
     check(any(a.startswith("--lease-name=") for a in args), f"{mode}: --lease-name")
-    cluster_roles = by_kind.get("ClusterRole", []) + by_kind.get("ClusterRoleBinding", [])
+    # The Console API's review rights are cluster-scoped by nature (TokenReview, SubjectAccessReview
+    # have no namespace) and read no data: the one cluster-wide grant allowed in namespaced mode.
+    reviews = [d for d in by_kind.get("ClusterRole", []) + by_kind.get("ClusterRoleBinding", [])
+               if d["metadata"]["name"].endswith("-api-auth")]
+    for review in reviews:
+        for rule in review.get("rules", []):
+            check(set(rule["resources"]) <= {"tokenreviews", "subjectaccessreviews"} and rule["verbs"] == ["create"],
+                  f"{mode}: the api's cluster-wide role only creates reviews: {rule}")
+    cluster_roles = [d for d in by_kind.get("ClusterRole", []) + by_kind.get("ClusterRoleBinding", []) if d not in reviews]
     roles = by_kind.get("Role", [])
     if mode == "default":
         check(len(by_kind.get("ClusterRole", [])) == 1 and len(by_kind.get("ClusterRoleBinding", [])) == 1,
@@ -116,8 +149,13 @@ for mode in ("default", "namespaced", "optional"):
             # The finalizer on a cluster needs patch; a cluster's deletion deletes its schedules.
             if res & {"camundaclusters"}:
                 check(verbs <= {"get", "list", "watch", "patch"}, f"{mode}: writes on CamundaCluster: {rule}")
+            # The Console API's role maps PUT/DELETE …/backups/schedule onto one BackupSchedule.
+            is_api = role["metadata"]["name"].endswith("-api")
             if res & {"backupschedules"}:
-                check(verbs <= {"get", "list", "watch", "delete"}, f"{mode}: writes on BackupSchedule: {rule}")
+                allowed = {"get", "create", "update", "delete"} if is_api else {"get", "list", "watch", "delete"}
+                check(verbs <= allowed, f"{mode}: writes on BackupSchedule: {rule}")
+            if is_api:
+                check(not res & {"secrets", "pods", "jobs"} and "patch" not in verbs, f"{mode}: api role too broad: {rule}")
     if mode == "optional":
         check(dep["spec"]["replicas"] == 2, "optional: replicas 2")
         check("--step-image=example.org/step:1.2.3" in args, f"optional: step image override: {args}")

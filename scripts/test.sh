@@ -17,6 +17,8 @@ step "installing the toolchain components, helm and the local control plane (cac
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 bash scripts/control-plane.sh install
 bash scripts/tools.sh >/dev/null
+# Camunda's JS SDK for the Console API test (node and npm from apt if missing).
+bash scripts/tools.sh camunda-sdk >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --check

@@ -150,3 +150,22 @@ a Role's rules in namespaced mode. Exactly the API calls the operator makes, eac
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
+
+{{/* The Console API endpoint: its own name label, so that neither Deployment's selector matches the
+other's Pods, and neither Service sends traffic to the wrong Pods. */}}
+{{- define "c8b.api.fullname" -}}
+{{- printf "%s-api" (include "c8b.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "c8b.api.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-api" (include "c8b.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "c8b.api.labels" -}}
+helm.sh/chart: {{ include "c8b.chart" . }}
+{{ include "c8b.api.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: console-api
+{{- end }}

@@ -4,8 +4,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::{
-    controller::RunArgs, crdgen::CrdgenArgs, empty_data::EmptyDataArgs, ops::telemetry::LogArgs,
-    step::StepArgs,
+    console::ApiArgs, controller::RunArgs, crdgen::CrdgenArgs, empty_data::EmptyDataArgs,
+    ops::telemetry::LogArgs, step::StepArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -35,4 +35,6 @@ pub enum Command {
     /// Empty a broker's data directory but for the entries the restore program ignores (what the
     /// first container of a broker restore Job runs).
     EmptyData(EmptyDataArgs),
+    /// Serve the Console-API-compatible backups endpoint over HTTPS (its own Deployment).
+    Api(ApiArgs),
 }

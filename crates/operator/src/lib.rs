@@ -8,12 +8,15 @@
 //! - [`k8s`]: the Kubernetes adapters (Jobs built and observed, status writes);
 //! - [`ops`]: what runs beside the controllers (HTTP probes and metrics, leader election, logging);
 //! - [`controller`]: the reconcilers, thin shells of observe → decide → act → record;
+//! - [`console`]: the `api` subcommand, an HTTPS endpoint compatible with Camunda's Console API
+//!   backup operations;
 //! - the binary's roles: [`step`] (what a snapshot Job runs), [`empty_data`] (what a broker restore Job
 //!   runs first), [`crdgen`], [`cli`].
 
 pub mod api;
 pub mod camunda;
 pub mod cli;
+pub mod console;
 pub mod controller;
 pub mod crdgen;
 pub mod decide;

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use camunda_backup_operator::{
     cli::{Cli, Command},
+    console,
     controller::{self, RunArgs},
     crdgen, empty_data,
     ops::telemetry::{self, LogFormat},
@@ -17,6 +18,13 @@ async fn main() -> ExitCode {
         Some(Command::Crdgen(args)) => crdgen::run(args),
         Some(Command::Step(args)) => step::run(args).await,
         Some(Command::EmptyData(args)) => empty_data::run(&args),
+        Some(Command::Api(args)) => match console::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, reason = error.reason(), "the Console API endpoint stopped");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Run(args)) => run_controllers(args, cli.log.log_format).await,
         None => run_controllers(cli.run, cli.log.log_format).await,
     }

@@ -51,6 +51,9 @@ pub mod annotations {
     /// Set by the operator on a backup it deletes itself (`retention`, `schedule-history`,
     /// `cluster-deletion`), so that the deletion does not count as a user's for the rate limit.
     pub const DELETED_BY: &str = "c8backup.dev/deleted-by";
+    /// Set by the Console API endpoint on what it creates for a caller (it creates on its own
+    /// account): the caller's Kubernetes user name, for audit.
+    pub const REQUESTED_BY: &str = "c8backup.dev/requested-by";
 }
 
 /// A reference to a `CamundaCluster` in the same namespace as the referring object. There is

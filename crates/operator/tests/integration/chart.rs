@@ -73,7 +73,7 @@ fn apply(manifests: &str, dir: &Path) -> PathBuf {
 }
 
 /// The ServiceAccount's token, from the Secret the token controller creates for it (Kubernetes < 1.24).
-async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
+pub(crate) async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     wait_for(
@@ -522,4 +522,104 @@ async fn the_chart_rbac_in_cluster_wide_mode_grants_only_the_operator_calls() {
     some.cleanup().await;
     system.cleanup().await;
     assert!(ok, "deleting the cluster-wide objects: {stderr}");
+}
+
+/// Every call the Console API endpoint makes in a served namespace, as its own ServiceAccount.
+const API_CALLS: &[&str] = &[
+    "get camundaclusters.c8backup.dev",
+    "list camundaclusters.c8backup.dev",
+    "watch camundaclusters.c8backup.dev",
+    "get clusterbackups.c8backup.dev",
+    "list clusterbackups.c8backup.dev",
+    "create clusterbackups.c8backup.dev",
+    "delete clusterbackups.c8backup.dev",
+    "list clusterrestores.c8backup.dev",
+    "create clusterrestores.c8backup.dev",
+    "get backupschedules.c8backup.dev",
+    "create backupschedules.c8backup.dev",
+    "update backupschedules.c8backup.dev",
+    "delete backupschedules.c8backup.dev",
+    "create tokenreviews.authentication.k8s.io",
+    "create subjectaccessreviews.authorization.k8s.io",
+];
+
+/// What the endpoint never does itself: callers' rights are checked, never lent.
+const API_NEVER: &[&str] = &[
+    "update camundaclusters.c8backup.dev",
+    "patch camundaclusters.c8backup.dev",
+    "patch camundaclusters.c8backup.dev --subresource=status",
+    "patch clusterbackups.c8backup.dev",
+    "update clusterbackups.c8backup.dev --subresource=status",
+    "delete clusterrestores.c8backup.dev",
+    "patch clusterrestores.c8backup.dev",
+    "patch backupschedules.c8backup.dev",
+    "get secrets",
+    "list pods",
+    "create jobs.batch",
+    "impersonate users",
+    "create serviceaccounts --subresource=token",
+];
+
+/// The Console API endpoint's RBAC (namespaced mode): its calls in the served namespace and nothing
+/// more there, nothing in another namespace, and cluster-wide only the two review kinds.
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG)"]
+async fn the_chart_rbac_of_the_console_api_grants_only_its_calls() {
+    let admin = client().await;
+    let system = TestNamespace::new(&admin, "chart-api").await;
+    let served = TestNamespace::new(&admin, "chart-api-served").await;
+    let other = TestNamespace::new(&admin, "chart-api-other").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Its review ClusterRole is cluster-scoped: one release name per test run.
+    let release = system.name.clone();
+    let (manifests, docs) = render(
+        &release,
+        &system.name,
+        &[
+            format!("watchNamespace={}", served.name),
+            "consoleApi.enabled=true".into(),
+            "consoleApi.tls.secretName=api-tls".into(),
+        ],
+    );
+    let account = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ServiceAccount"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("-api"))
+        })
+        .and_then(|d| d["metadata"]["name"].as_str())
+        .expect("the api's ServiceAccount")
+        .to_string();
+    let file = apply(&manifests, dir.path());
+    let sa = format!("system:serviceaccount:{}:{account}", system.name);
+    wait_for(
+        "the api's RoleBinding to take effect",
+        Duration::from_secs(30),
+        || {
+            let (sa, ns) = (sa.clone(), served.name.clone());
+            async move { can(&sa, &["create", "clusterbackups.c8backup.dev", "-n", &ns]).then_some(()) }
+        },
+    )
+    .await;
+    assert_allowed(&sa, &cases(API_CALLS, &served.name));
+    assert_denied(&sa, &cases(API_NEVER, &served.name));
+    assert_denied(
+        &sa,
+        &cases(
+            &[
+                "list clusterbackups.c8backup.dev",
+                "create clusterbackups.c8backup.dev",
+                "get camundaclusters.c8backup.dev",
+            ],
+            &other.name,
+        ),
+    );
+    assert_denied(&sa, &cases(NEVER_CLUSTER_WIDE, &other.name));
+    let (ok, _, stderr) = kubectl(&["delete", "-f", file.to_str().expect("path"), "--wait=false"]);
+    other.cleanup().await;
+    served.cleanup().await;
+    system.cleanup().await;
+    assert!(ok, "deleting the chart's objects: {stderr}");
 }

@@ -5,6 +5,7 @@
 
 mod backups;
 mod chart;
+mod console_api;
 mod crds;
 mod faults;
 mod hostile;
