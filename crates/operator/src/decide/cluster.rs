@@ -196,7 +196,7 @@ pub fn stored_backups(listed: &[(i64, String)], backups: &[&ClusterBackup]) -> V
             state: state.clone(),
         })
         .collect();
-    stored.sort_by(|a, b| b.backup_id.cmp(&a.backup_id));
+    stored.sort_by_key(|b| std::cmp::Reverse(b.backup_id));
     stored.dedup_by_key(|s| s.backup_id);
     stored.truncate(STORED_BACKUPS_LISTED);
     stored
