@@ -413,4 +413,41 @@ mod tests {
             "series of a deleted cluster disappear"
         );
     }
+
+    #[test]
+    fn restores_are_counted_by_phase_and_finished_ones_timed() {
+        let metrics = Metrics::default();
+        let t0 = Utc::now();
+        let mut status = ClusterRestoreStatus {
+            start_time: Some(t0),
+            ..ClusterRestoreStatus::default()
+        };
+        metrics.restore_entered(RestorePhase::Validating, &status);
+        status.completion_time = Some(t0 + chrono::Duration::seconds(28));
+        metrics.restore_entered(RestorePhase::Completed, &status);
+        let (backups, _) = store::<ClusterBackup>();
+        let (clusters, _) = store::<CamundaCluster>();
+        let text = metrics
+            .render(
+                &StateView {
+                    backups,
+                    clusters,
+                    shard: Shard::all(),
+                },
+                Utc::now(),
+            )
+            .unwrap_or_default();
+        assert!(
+            text.contains(r#"c8backup_restores_total{phase="Validating"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"c8backup_restore_duration_seconds_sum{phase="Completed"} 28.0"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains(r#"c8backup_restore_duration_seconds_count{phase="Validating"}"#),
+            "only finished restores are timed: {text}"
+        );
+    }
 }
