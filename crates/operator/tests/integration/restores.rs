@@ -205,6 +205,12 @@ async fn a_dry_run_and_every_refused_check_leave_the_cluster_running_and_untouch
             false,
             "OverwriteNotConfirmed",
         ),
+        (
+            "both",
+            json!({ "name": "b1", "id": 5 }),
+            true,
+            "InvalidBackupSource",
+        ),
     ];
     for (name, backup, confirmed, expected) in refusals {
         let mut spec = json!({ "clusterRef": { "name": "c1" }, "backup": backup });

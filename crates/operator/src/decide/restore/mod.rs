@@ -354,6 +354,16 @@ impl Planner<'_> {
 
     fn admit(&mut self) {
         let spec = &self.observed.restore.spec;
+        if spec.backup.name.is_some() == spec.backup.id.is_some() {
+            // The schema's rule, which an API server without CEL rules (before 1.25) does not check.
+            self.status.start_time = Some(self.now());
+            self.data(DataState::Untouched, "nothing was changed".into());
+            return self.enter(
+                RestorePhase::Failed,
+                "InvalidBackupSource",
+                "spec.backup must give exactly one of name (a ClusterBackup) and id (a backup ID)".into(),
+            );
+        }
         if !spec.dry_run && !spec.overwrite_data {
             // The schema says so too, but an API server without CEL rules (before 1.25) lets it through.
             self.status.start_time = Some(self.now());

@@ -469,3 +469,16 @@ fn a_new_restore_after_a_failed_one_starts_the_workloads_with_their_replicas_fro
         "the earlier restore's record for what it left stopped; zero for what it did not record"
     );
 }
+
+#[test]
+fn a_restore_naming_both_or_no_backup_fails_before_anything() {
+    let world = World::new();
+    for (name, id) in [(Some("b1".to_string()), Some(42)), (None, None)] {
+        let mut r = restore(false);
+        r.spec.backup.name = name;
+        r.spec.backup.id = id;
+        let p = world.observe(&r, Some(valid()), 0);
+        assert_eq!(p.status.reason.as_deref(), Some("InvalidBackupSource"));
+        assert_eq!(p.effects, [Effect::ReleaseCluster]);
+    }
+}
