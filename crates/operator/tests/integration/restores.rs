@@ -19,6 +19,7 @@ use kube::{
 use serde_json::{Value, json};
 
 use c8b_testkit::harness::{World, backup_id, wait_event, wait_for};
+use camunda_simulator::{Api as SimApi, Fault};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -327,6 +328,16 @@ async fn a_restore_holds_the_cluster_and_brings_back_exactly_its_own_indices() {
     let advanced = indices(&world, "c1");
     assert_ne!(advanced, at_backup);
 
+    // A search cluster and a Zeebe that fail every fourth request and drop every tenth connection: the
+    // restore retries and still deletes and restores exactly what it must.
+    for api in [SimApi::Records, SimApi::Zeebe] {
+        let flaky = Fault {
+            error_rate: 0.25,
+            drop_rate: 0.1,
+            ..Fault::default()
+        };
+        assert!(world.sim.set_fault("c1", api, flaky));
+    }
     create_restore(
         &world,
         "r1",
@@ -335,6 +346,7 @@ async fn a_restore_holds_the_cluster_and_brings_back_exactly_its_own_indices() {
     .await;
     // The brokers' Jobs cannot run without a kubelet: the restore waits for them, holding the cluster.
     let waiting = wait_restore(&world, "r1", RestorePhase::RestoringZeebe).await;
+    world.sim.clear_faults("c1");
     let status = waiting.status.clone().unwrap_or_default();
     assert_eq!(status.backup_id, Some(backup_id(&b1) as i64));
     let recorded: Vec<(String, i32)> = status
