@@ -99,6 +99,7 @@ mod tests {
                     .map(|c| c.spec.validate().map(|_| ()).map_err(|e| e.to_string())),
                 "ClusterBackup" => serde_json::from_value::<ClusterBackup>(value).map(|_| Ok(())),
                 "BackupSchedule" => serde_json::from_value::<BackupSchedule>(value).map(|_| Ok(())),
+                "ClusterRestore" => serde_json::from_value::<ClusterRestore>(value).map(|_| Ok(())),
                 other => panic!("{}: unexpected kind {other:?}", path.display()),
             };
             match parsed {
@@ -109,6 +110,14 @@ mod tests {
         }
         kinds.sort();
         kinds.dedup();
-        assert_eq!(kinds, ["BackupSchedule", "CamundaCluster", "ClusterBackup"]);
+        assert_eq!(
+            kinds,
+            [
+                "BackupSchedule",
+                "CamundaCluster",
+                "ClusterBackup",
+                "ClusterRestore"
+            ]
+        );
     }
 }

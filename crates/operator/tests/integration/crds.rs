@@ -28,7 +28,12 @@ async fn crds_install_and_become_established() {
     install_crds(&client).await;
     let (ok, out, err) = kubectl(&["api-resources", "--api-group=c8backup.dev", "-o", "name"]);
     assert!(ok, "{err}");
-    for plural in ["camundaclusters", "clusterbackups", "backupschedules"] {
+    for plural in [
+        "camundaclusters",
+        "clusterbackups",
+        "backupschedules",
+        "clusterrestores",
+    ] {
         assert!(
             out.contains(&format!("{plural}.c8backup.dev")),
             "{plural} missing from:\n{out}"
@@ -56,6 +61,11 @@ async fn every_example_is_accepted_and_defaults_are_applied() {
     let cluster = api.get("camunda-87").await.unwrap();
     assert_eq!(cluster.data["spec"]["backup"]["stepTimeout"], "1h");
     assert_eq!(cluster.data["spec"]["backup"]["exportingPauseTimeout"], "30m");
+    assert_eq!(cluster.data["spec"]["restore"]["dataVolumeClaimTemplate"], "data");
+    assert_eq!(
+        cluster.data["spec"]["restore"]["ignoreFilesInTarget"][0],
+        "lost+found"
+    );
     let schedules: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &ns.name, &resource("BackupSchedule"));
     let schedule = schedules.get("camunda-87-nightly").await.unwrap();
@@ -179,6 +189,23 @@ async fn kubectl_explain_shows_the_field_descriptions() {
         explained.contains("newest completed backup is never deleted"),
         "{explained}"
     );
+    for (field, description) in [
+        (
+            "clusterrestores.spec.overwriteData",
+            "Confirms that the restore deletes the cluster's current data",
+        ),
+        (
+            "clusterrestores.spec.backup.id",
+            "A backup ID that every component holds",
+        ),
+        ("camundaclusters.spec.restore.indexPrefixes", "Only indices named"),
+    ] {
+        let (ok, out, err) = kubectl(&["explain", field]);
+        assert!(
+            ok && fold_whitespace(&out).contains(description),
+            "{field}: {out}\n{err}"
+        );
+    }
     let (ok, out, err) = kubectl(&["explain", "clusterbackups.spec.clusterRef"]);
     assert!(
         ok && fold_whitespace(&out).contains("The `CamundaCluster` to back up, in this namespace"),
