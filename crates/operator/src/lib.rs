@@ -8,9 +8,11 @@
 //! - [`k8s`]: the Kubernetes adapters (Jobs built and observed, status writes);
 //! - [`ops`]: what runs beside the controllers (HTTP probes and metrics, leader election, logging);
 //! - [`controller`]: the reconcilers, thin shells of observe → decide → act → record;
+//! - [`admission`]: the validating admission webhook, which answers creations with `decide::admission`;
 //! - the binary's roles: [`step`] (what a snapshot Job runs), [`empty_data`] (what a broker restore Job
 //!   runs first), [`crdgen`], [`cli`].
 
+pub mod admission;
 pub mod api;
 pub mod camunda;
 pub mod cli;
