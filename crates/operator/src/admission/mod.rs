@@ -295,7 +295,8 @@ where
     let response = match decide(request).await {
         Some(Verdict::Refuse { reason, message }) => {
             info!(%kind, %namespace, %name, reason, "admission: refused");
-            let mut denied = response.deny(format!("{reason}: {message}"));
+            // kubectl shows the reason in parentheses before the message.
+            let mut denied = response.deny(message);
             denied.result.reason = reason.to_string();
             denied.result.code = 403;
             denied

@@ -14,4 +14,5 @@ mod real_node;
 mod restores;
 mod schedules;
 mod shards;
+mod webhook;
 mod write_budget;
