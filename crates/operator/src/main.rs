@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
         Some(Command::Crdgen(args)) => crdgen::run(args),
         Some(Command::Step(args)) => step::run(args).await,
         Some(Command::EmptyData(args)) => empty_data::run(&args),
-        Some(Command::Run(args)) => run_controllers(args, cli.log.log_format).await,
+        Some(Command::Run(args)) => run_controllers(*args, cli.log.log_format).await,
         None => run_controllers(cli.run, cli.log.log_format).await,
     }
 }

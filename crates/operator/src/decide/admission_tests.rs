@@ -39,6 +39,22 @@ fn backup(name: &str, cluster: &str, created: i64, status: Value) -> ClusterBack
     .unwrap()
 }
 
+/// What, the cluster, the namespace's backups, the refusal expected.
+type BackupCase = (
+    &'static str,
+    Option<CamundaCluster>,
+    Vec<ClusterBackup>,
+    Option<&'static str>,
+);
+/// What, the restore, its cluster, its backup, the refusal expected.
+type RestoreCase<'a> = (
+    &'static str,
+    ClusterRestoreSpec,
+    Option<&'a CamundaCluster>,
+    Option<&'a ClusterBackup>,
+    Option<&'static str>,
+);
+
 fn refused_reason(verdict: &Verdict) -> Option<&'static str> {
     match verdict {
         Verdict::Allow => None,
@@ -52,7 +68,7 @@ fn a_backup_is_refused_only_when_it_could_never_start_now() {
     let done = json!({ "phase": "Completed", "backupId": 7, "completionTime": t(-3000) });
     let running = json!({ "phase": "Running", "backupId": 8 });
     let refund = json!({ "backup": "old", "uid": "u1", "deletedAt": t(-60) });
-    let cases: Vec<(&str, Option<CamundaCluster>, Vec<ClusterBackup>, Option<&str>)> = vec![
+    let cases: Vec<BackupCase> = vec![
         (
             "the cluster does not exist",
             None,
@@ -162,13 +178,7 @@ fn a_restore_is_refused_when_it_cannot_run() {
     let foreign = backup("b1", "c2", -100, json!({ "phase": "Completed", "backupId": 3 }));
     let by_name = json!({ "name": "b1" });
     let by_id = json!({ "id": 3 });
-    let cases: Vec<(
-        &str,
-        ClusterRestoreSpec,
-        Option<&CamundaCluster>,
-        Option<&ClusterBackup>,
-        Option<&str>,
-    )> = vec![
+    let cases: Vec<RestoreCase<'_>> = vec![
         (
             "a confirmed restore of a completed backup",
             restore_spec("c1", by_name.clone(), false, true),

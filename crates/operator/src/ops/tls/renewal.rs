@@ -155,7 +155,9 @@ mod tests {
             signed_by_ca: true,
         };
         let fresh = server(0, days(90));
-        let cases: Vec<(&str, Option<Validity>, Option<ServerView>, i64, Renewal)> = vec![
+        // What, the CA, the serving certificate, seconds from t(0), what is issued.
+        type Case = (&'static str, Option<Validity>, Option<ServerView>, i64, Renewal);
+        let cases: Vec<Case> = vec![
             ("nothing in the Secret", None, None, 0, Renewal::CaAndServer),
             ("no CA", None, Some(fresh.clone()), 0, Renewal::CaAndServer),
             (
