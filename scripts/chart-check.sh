@@ -124,12 +124,20 @@ for mode in ("default", "namespaced", "optional"):
     cluster_roles = [d for d in by_kind.get("ClusterRole", []) + by_kind.get("ClusterRoleBinding", []) if d not in reviews]
     roles = by_kind.get("Role", [])
     if mode == "default":
-        check(len(by_kind.get("ClusterRole", [])) == 1 and len(by_kind.get("ClusterRoleBinding", [])) == 1,
-              f"default: a ClusterRole and its binding: {kinds(ds)}")
+        # The operator's ClusterRole and the webhook's (caBundle of its one configuration), each bound.
+        check(len([d for d in cluster_roles if d["kind"] == "ClusterRole"]) == 2
+              and len([d for d in cluster_roles if d["kind"] == "ClusterRoleBinding"]) == 2,
+              f"default: the operator's and the webhook's ClusterRole and bindings: {kinds(ds)}")
         check(not any(a.startswith("--namespace") for a in args), f"default: no --namespace: {args}")
         check(dep["spec"]["replicas"] == 1, "default: one replica")
     else:
-        check(not cluster_roles, f"{mode}: nothing cluster-wide in namespaced mode: {kinds(ds)}")
+        # Nothing cluster-wide in namespaced mode but the Console API's reviews (above) and the webhook's
+        # ClusterRole, which names its one ValidatingWebhookConfiguration and grants nothing else.
+        for role in [d for d in cluster_roles if d["kind"] == "ClusterRole"]:
+            for rule in role["rules"]:
+                check(rule["resources"] == ["validatingwebhookconfigurations"] and len(rule.get("resourceNames", [])) == 1
+                      and set(rule["verbs"]) <= {"get", "patch"},
+                      f"{mode}: cluster-wide rule in namespaced mode: {rule}")
         check("--namespace=team-a" in args, f"{mode}: --namespace=team-a in {args}")
         check(any(r["metadata"]["namespace"] == "team-a" for r in roles), f"{mode}: a Role in team-a")
         for b in by_kind.get("RoleBinding", []):
@@ -142,10 +150,14 @@ for mode in ("default", "namespaced", "optional"):
         for rule in role["rules"]:
             verbs, res = set(rule["verbs"]), set(rule["resources"])
             check("*" not in verbs and "*" not in res and "*" not in rule["apiGroups"], f"{mode}: wildcard in {rule}")
-            if res & {"secrets", "pods"}:
+            if res & {"secrets", "pods"} and not rule.get("resourceNames"):
                 check(verbs <= {"get", "list"}, f"{mode}: writes on {res}")
             if res & {"secrets"}:
-                check(verbs == {"get"}, f"{mode}: secrets must be get only")
+                # The webhook's own Secret may be updated (its certificates), by name only.
+                if rule.get("resourceNames"):
+                    check(verbs <= {"get", "update"}, f"{mode}: the webhook Secret: get/update only: {rule}")
+                else:
+                    check(verbs == {"get"}, f"{mode}: secrets must be get only")
             # The finalizer on a cluster needs patch; a cluster's deletion deletes its schedules.
             if res & {"camundaclusters"}:
                 check(verbs <= {"get", "list", "watch", "patch"}, f"{mode}: writes on CamundaCluster: {rule}")
@@ -156,6 +168,30 @@ for mode in ("default", "namespaced", "optional"):
                 check(verbs <= allowed, f"{mode}: writes on BackupSchedule: {rule}")
             if is_api:
                 check(not res & {"secrets", "pods", "jobs"} and "patch" not in verbs, f"{mode}: api role too broad: {rule}")
+    # The admission webhook (on by default): only CREATE of the two kinds, never blocking when down.
+    vwcs = by_kind.get("ValidatingWebhookConfiguration", [])
+    check(len(vwcs) == 1, f"{mode}: one ValidatingWebhookConfiguration: {kinds(ds)}")
+    for vwc in vwcs:
+        names = sorted(w["name"] for w in vwc["webhooks"])
+        check(names == ["clusterbackups.webhook.c8backup.dev", "clusterrestores.webhook.c8backup.dev"], f"{mode}: webhooks {names}")
+        for w in vwc["webhooks"]:
+            check(w["failurePolicy"] == "Ignore", f"{mode}: failurePolicy Ignore: {w}")
+            check(w["sideEffects"] == "None", f"{mode}: sideEffects None")
+            check(w["admissionReviewVersions"] == ["v1"], f"{mode}: admissionReviewVersions [v1]")
+            check(1 <= w["timeoutSeconds"] <= 30, f"{mode}: timeoutSeconds")
+            check(all(r["operations"] == ["CREATE"] and r["apiGroups"] == ["c8backup.dev"] for r in w["rules"]),
+                  f"{mode}: only CREATE of our kinds: {w['rules']}")
+            check(w["clientConfig"]["service"]["namespace"] == "c8b-system", f"{mode}: the webhook Service")
+            check("caBundle" not in w["clientConfig"], f"{mode}: the caBundle is injected, not rendered")
+            if mode != "default":
+                check(w.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == "team-a",
+                      f"{mode}: namespaced mode only sends the watched namespace: {w}")
+    check(any(a.startswith("--webhook-addr=") for a in args), f"{mode}: --webhook-addr")
+    check(any(p.get("name") == "webhook" for p in c.get("ports", [])), f"{mode}: webhook port")
+    services = [sv for sv in by_kind.get("Service", []) if any(p["name"] == "webhook" for p in sv["spec"]["ports"])]
+    check(len(services) == 1 and services[0]["spec"]["ports"][0]["port"] == 443, f"{mode}: the webhook Service on 443")
+    secrets = by_kind.get("Secret", [])
+    check(len(secrets) == 1 and "data" not in secrets[0], f"{mode}: the webhook Secret, rendered empty: {secrets}")
     if mode == "optional":
         check(dep["spec"]["replicas"] == 2, "optional: replicas 2")
         check("--step-image=example.org/step:1.2.3" in args, f"optional: step image override: {args}")
@@ -173,11 +209,51 @@ for e in errors:
 sys.exit(1 if errors else 0)
 PY
 
+# The webhook off: none of its objects or flags. With cert-manager: a Certificate and the CA
+# injector's annotation; the operator only reads the Secret (no update, no caBundle rights).
+"$HELM" template c8b "$CHART" --set webhook.enabled=false >"$out/no-webhook.yaml"
+grep -qE 'ValidatingWebhookConfiguration|--webhook|webhook-tls' "$out/no-webhook.yaml" && fail "webhook objects with webhook.enabled=false"
+"$HELM" template c8b "$CHART" --namespace c8b-system --set webhook.certificates.source=cert-manager >"$out/cert-manager.yaml"
+python3 - "$out/cert-manager.yaml" <<'PY' || fail "cert-manager mode (see above)"
+import sys, yaml
+ds = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+by = {}
+for d in ds:
+    by.setdefault(d["kind"], []).append(d)
+errors = []
+vwc = by["ValidatingWebhookConfiguration"][0]
+if vwc["metadata"].get("annotations", {}).get("cert-manager.io/inject-ca-from") != "c8b-system/c8b-camunda-backup-operator-webhook":
+    errors.append(f"inject-ca-from annotation: {vwc['metadata']}")
+cert = by.get("Certificate", [{}])[0]
+if cert.get("spec", {}).get("secretName") != "c8b-camunda-backup-operator-webhook-tls" or \
+   "c8b-camunda-backup-operator-webhook.c8b-system.svc" not in cert.get("spec", {}).get("dnsNames", []):
+    errors.append(f"Certificate: {cert}")
+if "Issuer" not in by:
+    errors.append("a self-signed Issuer without issuerRef")
+if "Secret" in by:
+    errors.append("no operator-managed Secret with cert-manager")
+args = by["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
+if "--webhook-cert-source=external" not in args or any(a.startswith("--webhook-configuration") for a in args):
+    errors.append(f"args: {args}")
+for role in by.get("Role", []) + by.get("ClusterRole", []):
+    for rule in role["rules"]:
+        if "secrets" in rule["resources"] and rule.get("resourceNames") and rule["verbs"] != ["get"]:
+            errors.append(f"cert-manager mode: the Secret is read only: {rule}")
+        if "validatingwebhookconfigurations" in rule["resources"]:
+            errors.append(f"cert-manager mode: no caBundle rights: {rule}")
+for e in errors:
+    print(f"[chart-check] {e}", file=sys.stderr)
+sys.exit(1 if errors else 0)
+PY
+if "$HELM" template c8b "$CHART" --set webhook.certificates.source=vault >/dev/null 2>&1; then
+  fail "an unknown webhook.certificates.source must be refused"
+fi
+
 # Without leader election the rollout must not overlap two operators.
 "$HELM" template c8b "$CHART" --set leaderElection.enabled=false >"$out/no-le.yaml"
 grep -q 'type: Recreate' "$out/no-le.yaml" || fail "strategy Recreate without leader election"
 grep -q -- '--leader-elect' "$out/no-le.yaml" && fail "--leader-elect without leader election"
-grep -q 'kind: Role$' "$out/no-le.yaml" && fail "a lease Role without leader election"
+grep -q 'name: c8b-camunda-backup-operator-leader-election' "$out/no-le.yaml" && fail "a lease Role without leader election"
 
 # hostNetwork and extraEnv (for test clusters whose API server is only on the node's loopback): off and
 # empty by default, rendered when set.

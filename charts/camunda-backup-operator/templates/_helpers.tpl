@@ -169,3 +169,33 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: console-api
 {{- end }}
+
+{{/* The admission webhook's Service, Secret and (cluster-scoped) ValidatingWebhookConfiguration. */}}
+{{- define "c8b.webhookService" -}}
+{{- printf "%s-webhook" (include "c8b.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "c8b.webhookSecret" -}}
+{{- printf "%s-webhook-tls" (include "c8b.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Cluster-scoped: the release namespace is part of the name, so two releases never share one. */}}
+{{- define "c8b.webhookConfiguration" -}}
+{{- printf "%s-%s" (include "c8b.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Who issues the webhook's certificates, validated: "operator" or "cert-manager". */}}
+{{- define "c8b.webhookCertSource" -}}
+{{- $source := .Values.webhook.certificates.source }}
+{{- if not (has $source (list "operator" "cert-manager")) }}
+{{- fail (printf "webhook.certificates.source must be operator or cert-manager, not %q" $source) }}
+{{- end }}
+{{- $source }}
+{{- end }}
+
+{{/* The DNS names the API server may use for the webhook Service (it checks <service>.<namespace>.svc). */}}
+{{- define "c8b.webhookHosts" -}}
+{{- $svc := include "c8b.webhookService" . }}
+{{- $ns := .Release.Namespace }}
+{{- printf "%s,%s.%s,%s.%s.svc,%s.%s.svc.cluster.local" $svc $svc $ns $svc $ns $svc $ns }}
+{{- end }}

@@ -27,7 +27,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controllers (the default when no subcommand is given).
-    Run(RunArgs),
+    // Boxed: the run flags are far larger than the other subcommands'.
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions that are checked in under `crds/` and the chart.
     Crdgen(CrdgenArgs),
     /// Take one component's snapshot (what each snapshot Job runs).

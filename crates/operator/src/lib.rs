@@ -10,9 +10,11 @@
 //! - [`controller`]: the reconcilers, thin shells of observe → decide → act → record;
 //! - [`console`]: the `api` subcommand, an HTTPS endpoint compatible with Camunda's Console API
 //!   backup operations;
+//! - [`admission`]: the validating admission webhook, which answers creations with `decide::admission`;
 //! - the binary's roles: [`step`] (what a snapshot Job runs), [`empty_data`] (what a broker restore Job
 //!   runs first), [`crdgen`], [`cli`].
 
+pub mod admission;
 pub mod api;
 pub mod camunda;
 pub mod cli;

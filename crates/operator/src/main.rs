@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Run(args)) => run_controllers(args, cli.log.log_format).await,
+        Some(Command::Run(args)) => run_controllers(*args, cli.log.log_format).await,
         None => run_controllers(cli.run, cli.log.log_format).await,
     }
 }

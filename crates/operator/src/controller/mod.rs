@@ -38,6 +38,7 @@ use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 use crate::{
+    admission::{self, StartWebhookError, WebhookArgs},
     api::{CamundaCluster, ClusterBackup, ClusterRestore, Component},
     camunda::ClientOptions,
     decide::shard::{Ownership, Shard},
@@ -89,6 +90,8 @@ pub struct RunArgs {
     pub cluster_selector: Shard,
     #[command(flatten)]
     pub leader: LeaderArgs,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
 }
 
 fn parse_shard(text: &str) -> Result<Shard, String> {
@@ -112,6 +115,8 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Webhook(#[source] StartWebhookError),
     #[error("leader election: {0}")]
     LeaderElection(#[source] kube_lease_manager::LeaseManagerError),
     #[error("lost the lease; exiting so that the new leader acts alone")]
@@ -521,6 +526,14 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
             warn!(%error, "the HTTP server stopped");
         }
     });
+
+    // Every replica serves the webhook, before and apart from leader election: it only reads.
+    if let Some(cert) = admission::start(client.clone(), &args.webhook)
+        .await
+        .map_err(RunError::Webhook)?
+    {
+        health.require_webhook(cert);
+    }
 
     let mut leadership = None;
     if args.leader.leader_elect {

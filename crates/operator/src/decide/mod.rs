@@ -2,6 +2,7 @@
 //! of `now`, which the shell reads once per reconcile. Nothing here holds a client, reads the clock or
 //! awaits, so every rule is table-tested.
 
+pub mod admission;
 pub mod cluster;
 pub mod deletion;
 pub mod limits;

@@ -11,13 +11,19 @@ use std::{
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use tracing::info;
 
-use crate::ops::metrics::{Metrics, StateView};
+use crate::ops::{
+    metrics::{Metrics, StateView},
+    tls::ServingCert,
+};
 
 /// Readiness: the leader is ready once its caches are synced; a standby replica is ready at once (it
-/// serves probes and waits for the lease, and must not be restarted for waiting).
+/// serves probes and waits for the lease, and must not be restarted for waiting). With the admission
+/// webhook, every replica is ready only once its serving certificate is loaded: the webhook's Service
+/// sends the API server only to ready replicas.
 #[derive(Default)]
 pub struct Health {
     ready: AtomicBool,
+    webhook: std::sync::OnceLock<Arc<ServingCert>>,
 }
 
 impl Health {
@@ -25,8 +31,23 @@ impl Health {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
+    /// Readiness also waits for this webhook certificate.
+    pub fn require_webhook(&self, cert: Arc<ServingCert>) {
+        let _ = self.webhook.set(cert);
+    }
+
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.readiness().is_ok()
+    }
+
+    fn readiness(&self) -> Result<(), &'static str> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return Err("caches not synced yet");
+        }
+        match self.webhook.get() {
+            Some(cert) if !cert.is_loaded() => Err("the webhook's certificate is not loaded yet"),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -59,10 +80,9 @@ pub async fn serve(
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    if shared.health.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet")
+    match shared.health.readiness() {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 

@@ -4,3 +4,4 @@ pub mod http;
 pub mod leadership;
 pub mod metrics;
 pub mod telemetry;
+pub mod tls;

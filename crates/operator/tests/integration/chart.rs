@@ -14,6 +14,7 @@ use std::{
 
 use camunda_backup_operator::api::{BackupPhase, StepPhase};
 use k8s_openapi::api::{
+    admissionregistration::v1::ValidatingWebhookConfiguration,
     coordination::v1::Lease,
     core::v1::{Secret, ServiceAccount},
 };
@@ -57,6 +58,17 @@ fn render(release: &str, namespace: &str, set: &[String]) -> (String, Vec<Value>
         "templates must not contain CRDs"
     );
     (stdout, docs)
+}
+
+/// The rendered documents as one YAML stream, without the ValidatingWebhookConfiguration: its webhooks
+/// name a Service that has no Pods here, and the API server would dial the Service's ClusterIP for
+/// every matching create.
+fn without_webhook_configuration(docs: &[Value]) -> String {
+    docs.iter()
+        .filter(|d| d["kind"] != "ValidatingWebhookConfiguration")
+        .map(|d| serde_yaml_ng::to_string(d).expect("YAML"))
+        .collect::<Vec<_>>()
+        .join("---\n")
 }
 
 fn kubectl_ok(args: &[&str]) -> String {
@@ -295,6 +307,9 @@ const NEVER_CLUSTER_WIDE: &[&str] = &[
     "update customresourcedefinitions.apiextensions.k8s.io",
     "impersonate users",
     "list secrets -A",
+    "list validatingwebhookconfigurations.admissionregistration.k8s.io",
+    "create validatingwebhookconfigurations.admissionregistration.k8s.io",
+    "patch mutatingwebhookconfigurations.admissionregistration.k8s.io",
     "list leases.coordination.k8s.io -A",
 ];
 
@@ -314,12 +329,17 @@ async fn the_chart_rbac_in_namespaced_mode_is_enough_for_a_backup_and_no_broader
     );
     let lease_name = format!("{RELEASE}-camunda-backup-operator");
     let http_port = free_port();
+    let webhook_port = free_port();
+    let webhook_configuration = format!("{RELEASE}-camunda-backup-operator-{}", system.name);
 
     let system_name = system.name.clone();
     let dir_path = dir.path().to_path_buf();
     let world = World::start_with("chart", |client, watched| async move {
-        let (manifests, docs) = render(RELEASE, &system_name, &[format!("watchNamespace={watched}")]);
-        apply(&manifests, &dir_path);
+        let (_, docs) = render(RELEASE, &system_name, &[format!("watchNamespace={watched}")]);
+        // The chart's webhook configuration stays out: the operator's caBundle injection is checked
+        // against one applied here with the same name and no Service behind it.
+        apply(&without_webhook_configuration(&docs), &dir_path);
+        apply_inert_webhook_configuration(&docs, &dir_path);
         let token = service_account_token(
             &client,
             &system_name,
@@ -335,6 +355,9 @@ async fn the_chart_rbac_in_namespaced_mode_is_enough_for_a_backup_and_no_broader
         // Every other argument is the chart's; only the listen address moves off the shared port.
         for arg in args.iter_mut().filter(|a| a.starts_with("--http-addr=")) {
             *arg = format!("--http-addr=127.0.0.1:{http_port}");
+        }
+        for arg in args.iter_mut().filter(|a| a.starts_with("--webhook-addr=")) {
+            *arg = format!("--webhook-addr=127.0.0.1:{webhook_port}");
         }
         Operator::start_with_kubeconfig(
             args,
@@ -375,6 +398,27 @@ async fn the_chart_rbac_in_namespaced_mode_is_enough_for_a_backup_and_no_broader
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+
+    // The operator injected its CA into the chart's webhook configuration, under the chart's RBAC.
+    let configurations: Api<ValidatingWebhookConfiguration> = Api::all(admin.clone());
+    wait_for(
+        "the caBundle of the chart's webhooks",
+        Duration::from_secs(30),
+        || {
+            let configurations = configurations.clone();
+            let name = webhook_configuration.clone();
+            async move {
+                let configuration = configurations
+                    .get(&name)
+                    .await
+                    .expect("the chart's configuration");
+                let webhooks = configuration.webhooks.unwrap_or_default();
+                (webhooks.len() == 2 && webhooks.iter().all(|w| w.client_config.ca_bundle.is_some()))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
 
     // A whole backup under the chart's identity.
     world.cluster("c1", "8.7.3", true, json!({})).await;
@@ -423,6 +467,40 @@ async fn the_chart_rbac_in_namespaced_mode_is_enough_for_a_backup_and_no_broader
             ],
         ],
     );
+    // The webhook's own Secret and configuration, by name, and nothing else of their kinds.
+    let webhook_secret = format!("secrets/{RELEASE}-camunda-backup-operator-webhook-tls");
+    let configuration =
+        format!("validatingwebhookconfigurations.admissionregistration.k8s.io/{webhook_configuration}");
+    assert_allowed(
+        &sa,
+        &[
+            vec!["get", &webhook_secret, "-n", &system.name],
+            vec!["update", &webhook_secret, "-n", &system.name],
+            vec!["get", &configuration],
+            vec!["patch", &configuration],
+        ],
+    );
+    assert_denied(
+        &sa,
+        &[
+            vec!["create", "secrets", "-n", &system.name],
+            vec!["delete", &webhook_secret, "-n", &system.name],
+            vec!["update", "secrets/other", "-n", &system.name],
+            vec![
+                "patch",
+                "validatingwebhookconfigurations.admissionregistration.k8s.io/other",
+            ],
+            vec![
+                "list",
+                "validatingwebhookconfigurations.admissionregistration.k8s.io",
+            ],
+            vec!["delete", &configuration],
+            vec![
+                "patch",
+                "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+            ],
+        ],
+    );
     assert_denied(&sa, &cases(NEVER_IN_WATCHED, &watched));
     assert_denied(&sa, &cases(NEVER_CLUSTER_WIDE, &watched));
     // Another Lease, even in its own namespace, and nothing of the operator's calls elsewhere.
@@ -454,9 +532,30 @@ async fn the_chart_rbac_in_namespaced_mode_is_enough_for_a_backup_and_no_broader
     kubectl_ok(&["get", "clusterbackups", "-n", &other.name]);
     kubectl_ok(&["--kubeconfig", config, "get", "clusterbackups", "-n", &watched]);
 
+    let _ = configurations
+        .delete(&webhook_configuration, &Default::default())
+        .await;
     world.cleanup().await;
     other.cleanup().await;
     system.cleanup().await;
+}
+
+/// The chart's ValidatingWebhookConfiguration with a URL to a closed loopback port instead of its
+/// Service, and scoped to no namespace: the operator injects its caBundle, and the API server never
+/// calls it.
+fn apply_inert_webhook_configuration(docs: &[Value], dir: &Path) {
+    let mut configuration = docs
+        .iter()
+        .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
+        .expect("the chart renders a ValidatingWebhookConfiguration")
+        .clone();
+    for webhook in configuration["webhooks"].as_array_mut().expect("webhooks") {
+        webhook["clientConfig"] = json!({ "url": "https://127.0.0.1:1/validate" });
+        webhook["namespaceSelector"] = json!({ "matchLabels": { "c8backup.dev/never": "true" } });
+    }
+    let file = dir.join("webhook-configuration.json");
+    std::fs::write(&file, configuration.to_string()).expect("write the configuration");
+    kubectl_ok(&["apply", "-f", file.to_str().expect("path")]);
 }
 
 /// Cluster-wide mode (the default values): the ClusterRole grants the operator's calls in every
@@ -482,7 +581,12 @@ async fn the_chart_rbac_in_cluster_wide_mode_grants_only_the_operator_calls() {
     ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
-    let file = apply(&manifests, dir.path());
+    assert!(
+        kinds.contains(&"ValidatingWebhookConfiguration"),
+        "the webhook is on by default"
+    );
+    drop(manifests);
+    let file = apply(&without_webhook_configuration(&docs), dir.path());
     let (args, _) = deployment_command(&docs, &system.name);
     assert!(
         !args.iter().any(|a| a.starts_with("--namespace")),
@@ -514,6 +618,18 @@ async fn the_chart_rbac_in_cluster_wide_mode_grants_only_the_operator_calls() {
             ],
             &some.name,
         ),
+    );
+    let configuration = format!(
+        "validatingwebhookconfigurations.admissionregistration.k8s.io/{release}-camunda-backup-operator-{}",
+        system.name
+    );
+    assert_allowed(&sa, &[vec!["patch", &configuration]]);
+    assert_denied(
+        &sa,
+        &[vec![
+            "patch",
+            "validatingwebhookconfigurations.admissionregistration.k8s.io/other",
+        ]],
     );
     assert_denied(&sa, &cases(NEVER_IN_WATCHED, &some.name));
     assert_denied(&sa, &cases(NEVER_CLUSTER_WIDE, &some.name));

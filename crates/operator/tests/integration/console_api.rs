@@ -37,7 +37,8 @@ fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
     let key = KeyPair::generate().expect("server key");
     let params =
         CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
-    let cert = params.signed_by(&key, &ca, &ca_key).expect("server certificate");
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let cert = params.signed_by(&key, &issuer).expect("server certificate");
     let paths = (dir.join("ca.pem"), dir.join("tls.crt"), dir.join("tls.key"));
     std::fs::write(&paths.0, ca.pem()).expect("write CA");
     std::fs::write(&paths.1, cert.pem()).expect("write cert");

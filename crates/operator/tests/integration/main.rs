@@ -16,4 +16,5 @@ mod release;
 mod restores;
 mod schedules;
 mod shards;
+mod webhook;
 mod write_budget;
