@@ -337,6 +337,10 @@ pub enum InvalidClusterSpec {
     Url { field: &'static str, url: String },
     #[error("spec.elasticsearch.credentials: give either username and password, or apiKey")]
     Credentials,
+    #[error(
+        "spec.restore.indexPrefixes: {0:?} is not the start of an index name (no wildcards, commas or spaces; it cannot be empty or start with - or _)"
+    )]
+    IndexPrefix(String),
 }
 
 impl BackupLimits {
@@ -401,8 +405,25 @@ impl CamundaClusterSpec {
                 return Err(InvalidClusterSpec::Credentials);
             }
         }
+        if let Some(prefix) = self
+            .restore
+            .index_prefixes
+            .iter()
+            .flatten()
+            .find(|p| !is_index_prefix(p))
+        {
+            return Err(InvalidClusterSpec::IndexPrefix(prefix.clone()));
+        }
         Ok((version, limits))
     }
+}
+
+/// Whether `prefix` can only be the literal start of index names: a restore deletes the indices it
+/// names, so a prefix must never widen to a pattern (`*`, `?`), a list (`,`) or everything (empty).
+fn is_index_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && !prefix.starts_with(['-', '_', '+', '.'])
+        && !prefix.contains(['*', '?', ',', ' ', '/', '\\', '"', '<', '>', '|', '#', ':'])
 }
 
 fn check_url(field: &'static str, url: &str) -> Result<(), InvalidClusterSpec> {
@@ -519,6 +540,25 @@ mod tests {
             api_key: Some(key),
         });
         assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn index_prefixes_are_literal_starts_of_names_never_patterns() {
+        for (prefix, valid) in [
+            ("operate", true),
+            ("prod-operate", true),
+            ("zeebe-record", true),
+            ("", false),
+            ("*", false),
+            ("operate*", false),
+            ("operate,tasklist", false),
+            ("-x", false),
+            ("_all", false),
+        ] {
+            let mut s = spec("8.8");
+            s.restore.index_prefixes = Some(vec!["camunda".into(), prefix.into()]);
+            assert_eq!(s.validate().is_ok(), valid, "{prefix:?}");
+        }
     }
 
     #[test]
