@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use camunda_backup_operator::api::{BackupPhase, CamundaCluster, ClusterBackup};
+use camunda_backup_operator::api::{BackupPhase, CamundaCluster, ClusterBackup, ClusterRestore};
 use camunda_simulator::{ClusterSettings, Component, Release, Simulator, SimulatorConfig, SimulatorHandle};
 use kube::{
     Api, Client,
@@ -380,26 +380,33 @@ impl World {
             .expect("delete the backup");
     }
 
-    /// Deletes the namespace while the operator still runs, so the backups' finalizers are released
-    /// and nothing is left Terminating on a shared cluster, then stops everything.
+    /// Deletes the namespace while the operator still runs, so the finalizers of its backups, clusters
+    /// and restores are released and nothing is left Terminating on a shared cluster, then stops
+    /// everything.
     pub async fn cleanup(self) {
-        let backups = self.backups();
         let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
         let _ = namespaces
             .delete(&self.ns.name, &DeleteParams::background())
             .await;
+        let namespace = self.ns.name.clone();
         wait_for(
-            "the namespace's backups to be released",
+            "the namespace's operator objects to be released",
             Duration::from_secs(60),
             || {
-                let backups = backups.clone();
+                let (client, namespace) = (self.client.clone(), namespace.clone());
                 async move {
-                    backups
-                        .list(&Default::default())
-                        .await
-                        .ok()
-                        .filter(|l| l.items.is_empty())
-                        .map(drop)
+                    let left = |count: Option<usize>| count.is_none_or(|n| n > 0);
+                    let backups: Api<ClusterBackup> = Api::namespaced(client.clone(), &namespace);
+                    let clusters: Api<CamundaCluster> = Api::namespaced(client.clone(), &namespace);
+                    let restores: Api<ClusterRestore> = Api::namespaced(client, &namespace);
+                    let params = Default::default();
+                    if left(backups.list(&params).await.ok().map(|l| l.items.len()))
+                        || left(restores.list(&params).await.ok().map(|l| l.items.len()))
+                        || left(clusters.list(&params).await.ok().map(|l| l.items.len()))
+                    {
+                        return None;
+                    }
+                    Some(())
                 }
             },
         )

@@ -603,10 +603,36 @@ mod real_node {
         )
     }
 
+    /// Waits for restore `name` to end, killing (SIGKILL) and restarting the operator once in each phase
+    /// it is seen in; returns the restore and those phases.
+    async fn end_killing_the_operator_in_each_phase(
+        world: &mut World,
+        name: &str,
+    ) -> (ClusterRestore, Vec<RestorePhase>) {
+        let api = restores(world);
+        let mut killed_in = Vec::new();
+        let deadline = std::time::Instant::now() + RESTORE;
+        loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the restore did not end; killed in {killed_in:?}"
+            );
+            let restore = api.get(name).await.expect("read the restore");
+            match restore.status.as_ref().and_then(|s| s.phase) {
+                Some(phase) if phase.is_terminal() => return (restore, killed_in),
+                Some(phase) if phase != RestorePhase::Pending && !killed_in.contains(&phase) => {
+                    world.operator.restart().await;
+                    killed_in.push(phase);
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     #[tokio::test]
     #[ignore = "needs the real node (scripts/test.sh runs it there)"]
     async fn an_8_7_cluster_comes_back_to_a_backup_id_without_its_object_indices_brokers_and_workloads() {
-        let world = World::start("restore-87", &[]).await;
+        let mut world = World::start("restore-87", &[]).await;
         let release = cluster_with_a_backup(&world, Family::V87).await;
         let at_backup = data(&world, &release).await;
         let report = world
@@ -636,10 +662,20 @@ mod real_node {
             json!({ "clusterRef": { "name": CLUSTER }, "backup": { "id": id }, "overwriteData": true }),
         )
         .await;
-        let done = wait_restore_end(&world, "r1").await;
+        let (done, killed_in) = end_killing_the_operator_in_each_phase(&mut world, "r1").await;
         let status = done.status.clone().unwrap_or_default();
         assert_eq!(status.phase, Some(RestorePhase::Completed), "{status:#?}");
-        println!("real node: 8.7 restore: {}", timings(&done));
+        println!(
+            "real node: 8.7 restore, operator killed in {killed_in:?}: {}",
+            timings(&done)
+        );
+        for long in [
+            RestorePhase::Stopping,
+            RestorePhase::RestoringZeebe,
+            RestorePhase::Starting,
+        ] {
+            assert!(killed_in.contains(&long), "killed in {long:?}: {killed_in:?}");
+        }
         release.wait_ready(READY).await;
         let restored_since = status
             .phases
@@ -733,24 +769,7 @@ mod real_node {
             json!({ "clusterRef": { "name": CLUSTER }, "backup": { "name": "b1" }, "overwriteData": true }),
         )
         .await;
-        let api = restores(&world);
-        let mut killed_in = Vec::new();
-        let deadline = std::time::Instant::now() + RESTORE;
-        let done = loop {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the restore did not end; killed in {killed_in:?}"
-            );
-            let restore = api.get("again").await.expect("read the restore");
-            match restore.status.as_ref().and_then(|s| s.phase) {
-                Some(phase) if phase.is_terminal() => break restore,
-                Some(phase) if phase != RestorePhase::Pending && !killed_in.contains(&phase) => {
-                    world.operator.restart().await;
-                    killed_in.push(phase);
-                }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        };
+        let (done, killed_in) = end_killing_the_operator_in_each_phase(&mut world, "again").await;
         let status = done.status.clone().unwrap_or_default();
         assert_eq!(status.phase, Some(RestorePhase::Completed), "{status:#?}");
         println!(
