@@ -159,10 +159,12 @@ info "simulator at http://$SIM (cluster $CLUSTER, Camunda 8.7.3)"
 HTTP_PORT=$(free_port)
 API_PORT=$(sed -n 's#.*server: https://127.0.0.1:\([0-9]*\).*#\1#p' "$KUBECONFIG" | head -n 1)
 # The local API server listens on the node's loopback only: the operator Pod joins the node's network
-# (hostNetwork) and reaches it at 127.0.0.1; a real cluster needs none of these values.
+# (hostNetwork) and reaches it at 127.0.0.1; a real cluster needs none of these values. Without Service
+# routing the API server could not call the admission webhook either, so the demo leaves it off.
 "$(bash scripts/tools.sh)" install "$RELEASE" charts/camunda-backup-operator --namespace "$NS" --skip-crds \
   --set image.repository=localhost/camunda-backup-operator --set "image.tag=$IMAGE_TAG" \
   --set watchNamespace="$NS" --set hostNetwork=true --set "http.port=$HTTP_PORT" --set logFormat=text \
+  --set webhook.enabled=false \
   --set 'extraEnv[0].name=KUBERNETES_SERVICE_HOST' --set 'extraEnv[0].value=127.0.0.1' \
   --set 'extraEnv[1].name=KUBERNETES_SERVICE_PORT' --set-string "extraEnv[1].value=$API_PORT" \
   --wait --timeout 180s >/dev/null || fail "helm install did not get the operator Ready"
