@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Static checks of the Helm chart (no cluster needed): `helm lint --strict` and `helm template` for the
-# default values (cluster-wide), the namespaced mode and everything optional turned on, plus checks of
+# default values (cluster-wide), the namespaced mode, the Console API with the certificate it issues
+# itself, and everything optional turned on (its Console API with a Secret of yours), plus checks of
 # what the rendered manifests must and must not contain. Exits non-zero on the first failure.
 #
 #   scripts/chart-check.sh        (helm from scripts/tools.sh, or $C8B_HELM)
@@ -16,9 +17,10 @@ started=$(date +%s)
 fail() { printf '[chart-check] FAIL: %s\n' "$*" >&2; exit 1; }
 log() { printf '[chart-check] %s\n' "$*" >&2; }
 
-modes=(default namespaced optional)
+modes=(default namespaced api optional)
 args_default=()
 args_namespaced=(--set watchNamespace=team-a)
+args_api=(--set watchNamespace=team-a --set consoleApi.enabled=true)
 args_optional=(--set watchNamespace=team-a --set replicas=2 --set metrics.serviceMonitor.enabled=true
   --set metrics.prometheusRule.enabled=true --set stepJob.image.repository=example.org/step
   --set stepJob.image.tag=1.2.3 --set consoleApi.enabled=true --set consoleApi.tls.secretName=c8b-api-tls)
@@ -37,9 +39,6 @@ done
 # Settings that must be refused.
 if "$HELM" template c8b "$CHART" --set replicas=2 --set leaderElection.enabled=false >/dev/null 2>&1; then
   fail "replicas=2 without leader election must be refused"
-fi
-if "$HELM" template c8b "$CHART" --set consoleApi.enabled=true >/dev/null 2>&1; then
-  fail "the Console API without a TLS Secret must be refused"
 fi
 if "$HELM" template c8b "$CHART" --set 'watchNamespace=Not_A_Namespace' >/dev/null 2>&1; then
   fail "an invalid watchNamespace must be refused"
@@ -60,7 +59,7 @@ def docs(mode):
 def kinds(ds):
     return sorted(f"{d['kind']}/{d['metadata'].get('namespace', '-')}/{d['metadata']['name']}" for d in ds)
 
-for mode in ("default", "namespaced", "optional"):
+for mode in ("default", "namespaced", "api", "optional"):
     ds = docs(mode)
     by_kind = {}
     for d in ds:
@@ -72,19 +71,40 @@ for mode in ("default", "namespaced", "optional"):
     check(len(deps) == 1, f"{mode}: one operator Deployment, got {kinds(ds)}")
     # The Console API endpoint: only when enabled, its own Deployment, Service and ServiceAccount, never
     # selected by the operator's selector (nor the operator's Pods by its own).
-    check(len(api_deps) == (1 if mode == "optional" else 0), f"{mode}: Console API Deployment: {kinds(ds)}")
+    check(len(api_deps) == (1 if mode in ("api", "optional") else 0), f"{mode}: Console API Deployment: {kinds(ds)}")
     for api in api_deps:
         apod = api["spec"]["template"]["spec"]
         ac = apod["containers"][0]
         check(ac["args"][:1] == ["api"], f"{mode}: the api subcommand: {ac['args']}")
-        check("--tls-cert-file=/etc/c8backup/tls/tls.crt" in ac["args"], f"{mode}: api TLS flags {ac['args']}")
+        # Its certificate: by default the chart's empty Secret <fullname>-api-tls, which the endpoint
+        # fills and renews (get/update on that name only); with consoleApi.tls.secretName, the user's
+        # Secret, only read. Read through the API, never mounted; issued for the Service's DNS names.
+        issued = mode == "api"
+        tls_secret = api["metadata"]["name"] + "-tls" if issued else "c8b-api-tls"
+        source = "operator" if issued else "external"
+        for flag in (f"--tls-secret={tls_secret}", "--tls-secret-namespace=c8b-system", f"--tls-cert-source={source}"):
+            check(flag in ac["args"], f"{mode}: api TLS flag {flag} in {ac['args']}")
+        hosts = [a.split("=", 1)[1].split(",") for a in ac["args"] if a.startswith("--tls-hosts=")]
+        check(hosts and f"{api['metadata']['name']}.c8b-system.svc" in hosts[0], f"{mode}: api TLS hosts {hosts}")
+        check(issued == any(a.startswith("--tls-cert-lifetime=") for a in ac["args"]), f"{mode}: lifetimes only when issued")
+        check(not apod.get("volumes") and not ac.get("volumeMounts"), f"{mode}: no TLS volume: {apod.get('volumes')}")
+        tls_roles = [d for d in by_kind.get("Role", []) if d["metadata"]["name"] == api["metadata"]["name"] + "-tls"]
+        check(len(tls_roles) == 1 and tls_roles[0]["metadata"]["namespace"] == "c8b-system", f"{mode}: the api's TLS Role: {kinds(ds)}")
+        for role in tls_roles:
+            check(role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [tls_secret],
+                                     "verbs": ["get", "update"] if issued else ["get"]}], f"{mode}: the api's TLS rule: {role['rules']}")
+        tls_bindings = [d for d in by_kind.get("RoleBinding", []) if d["metadata"]["name"] == api["metadata"]["name"] + "-tls"]
+        check(len(tls_bindings) == 1 and tls_bindings[0]["subjects"][0]["name"] == apod["serviceAccountName"],
+              f"{mode}: the api's TLS RoleBinding: {tls_bindings}")
+        api_secrets = [d for d in by_kind.get("Secret", []) if d["metadata"]["name"] == tls_secret]
+        check(len(api_secrets) == (1 if issued else 0) and all("data" not in d for d in api_secrets),
+              f"{mode}: the api's Secret rendered empty only when issued: {api_secrets}")
         check(apod.get("securityContext", {}).get("runAsNonRoot") is True, f"{mode}: api pod runAsNonRoot")
         check(apod.get("securityContext", {}).get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{mode}: api seccomp")
         asc = ac.get("securityContext", {})
         check(asc.get("allowPrivilegeEscalation") is False and asc.get("readOnlyRootFilesystem") is True
               and asc.get("capabilities", {}).get("drop") == ["ALL"], f"{mode}: api container restricted")
         check(ac.get("readinessProbe", {}).get("httpGet", {}).get("scheme") == "HTTPS", f"{mode}: api readiness over HTTPS")
-        check(any(v.get("secret", {}).get("secretName") == "c8b-api-tls" for v in apod.get("volumes", [])), f"{mode}: api TLS Secret mounted")
         check(apod["serviceAccountName"].endswith("-api"), f"{mode}: api has its own ServiceAccount")
         op_sel = deps[0]["spec"]["selector"]["matchLabels"] if deps else {}
         api_labels = api["spec"]["template"]["metadata"]["labels"]
@@ -153,9 +173,9 @@ for mode in ("default", "namespaced", "optional"):
             if res & {"secrets", "pods"} and not rule.get("resourceNames"):
                 check(verbs <= {"get", "list"}, f"{mode}: writes on {res}")
             if res & {"secrets"}:
-                # The webhook's own Secret may be updated (its certificates), by name only.
+                # The webhook's and the Console API's own Secrets may be updated (their certificates), by name only.
                 if rule.get("resourceNames"):
-                    check(verbs <= {"get", "update"}, f"{mode}: the webhook Secret: get/update only: {rule}")
+                    check(verbs <= {"get", "update"}, f"{mode}: a certificate Secret: get/update only: {rule}")
                 else:
                     check(verbs == {"get"}, f"{mode}: secrets must be get only")
             # The finalizer on a cluster needs patch; a cluster's deletion deletes its schedules.
@@ -190,7 +210,7 @@ for mode in ("default", "namespaced", "optional"):
     check(any(p.get("name") == "webhook" for p in c.get("ports", [])), f"{mode}: webhook port")
     services = [sv for sv in by_kind.get("Service", []) if any(p["name"] == "webhook" for p in sv["spec"]["ports"])]
     check(len(services) == 1 and services[0]["spec"]["ports"][0]["port"] == 443, f"{mode}: the webhook Service on 443")
-    secrets = by_kind.get("Secret", [])
+    secrets = [d for d in by_kind.get("Secret", []) if d["metadata"]["name"].endswith("-webhook-tls")]
     check(len(secrets) == 1 and "data" not in secrets[0], f"{mode}: the webhook Secret, rendered empty: {secrets}")
     if mode == "optional":
         check(dep["spec"]["replicas"] == 2, "optional: replicas 2")

@@ -193,9 +193,29 @@ app.kubernetes.io/component: console-api
 {{- $source }}
 {{- end }}
 
+{{/* The DNS names of a Service (dict "svc" name "ns" namespace), comma-separated: what a serving certificate is for. */}}
+{{- define "c8b.serviceHosts" -}}
+{{- $svc := .svc }}
+{{- $ns := .ns }}
+{{- printf "%s,%s.%s,%s.%s.svc,%s.%s.svc.cluster.local" $svc $svc $ns $svc $ns $svc $ns }}
+{{- end }}
+
 {{/* The DNS names the API server may use for the webhook Service (it checks <service>.<namespace>.svc). */}}
 {{- define "c8b.webhookHosts" -}}
-{{- $svc := include "c8b.webhookService" . }}
-{{- $ns := .Release.Namespace }}
-{{- printf "%s,%s.%s,%s.%s.svc,%s.%s.svc.cluster.local" $svc $svc $ns $svc $ns $svc $ns }}
+{{- include "c8b.serviceHosts" (dict "svc" (include "c8b.webhookService" .) "ns" .Release.Namespace) }}
+{{- end }}
+
+{{/* The Console API's certificate Secret: the user's (consoleApi.tls.secretName, only read), else the
+one the chart creates empty and the api fills and renews. */}}
+{{- define "c8b.api.tlsSecret" -}}
+{{- if .Values.consoleApi.tls.secretName }}
+{{- .Values.consoleApi.tls.secretName }}
+{{- else }}
+{{- printf "%s-api-tls" (include "c8b.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* The DNS names clients use for the Console API Service. */}}
+{{- define "c8b.api.hosts" -}}
+{{- include "c8b.serviceHosts" (dict "svc" (include "c8b.api.fullname" .) "ns" .Release.Namespace) }}
 {{- end }}

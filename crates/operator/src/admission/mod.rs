@@ -74,35 +74,10 @@ pub struct WebhookArgs {
     pub webhook_cert_lifetime: Duration,
 }
 
-/// Why the webhook could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartWebhookError {
-    #[error("invalid webhook certificate settings: {0}")]
-    Settings(String),
-    #[error("serving the admission webhook on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl StartWebhookError {
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::Settings(_) => "Settings",
-            Self::Bind { .. } => "Bind",
-        }
-    }
-}
-
 /// Starts the webhook when `--webhook-addr` is set: binds its port, keeps its certificate current and
 /// serves. Returns the serving certificate (readiness waits until one is loaded), `None` without a
 /// webhook.
-pub async fn start(
-    client: Client,
-    args: &WebhookArgs,
-) -> Result<Option<Arc<ServingCert>>, StartWebhookError> {
+pub async fn start(client: Client, args: &WebhookArgs) -> Result<Option<Arc<ServingCert>>, tls::StartError> {
     let Some(addr) = args.webhook_addr else {
         return Ok(None);
     };
@@ -114,23 +89,17 @@ pub async fn start(
         cert_lifetime: args.webhook_cert_lifetime,
         source: args.webhook_cert_source,
     };
-    settings.check().map_err(StartWebhookError::Settings)?;
-    let cert = Arc::new(ServingCert::default());
     let app = Router::new()
         .route(BACKUP_PATH, post(validate_backup))
         .route(RESTORE_PATH, post(validate_restore))
         .with_state(client.clone());
-    let server = tls::serve(addr, app, cert.clone())
-        .await
-        .map_err(|source| StartWebhookError::Bind { addr, source })?;
-    tokio::spawn(server);
     // With an external issuer, cert-manager's CA injector owns the caBundle.
     let configuration = args
         .webhook_configuration
         .clone()
         .filter(|_| args.webhook_cert_source == CertSource::Operator);
     let injector = client.clone();
-    tokio::spawn(tls::keep_current(client, settings, cert.clone(), move |bundle| {
+    let (cert, server) = tls::start(client, settings, addr, app, move |bundle| {
         let (client, configuration) = (injector.clone(), configuration.clone());
         async move {
             match configuration {
@@ -138,7 +107,9 @@ pub async fn start(
                 None => Ok(()),
             }
         }
-    }));
+    })
+    .await?;
+    tokio::spawn(server);
     Ok(Some(cert))
 }
 

@@ -7,16 +7,17 @@
 //! - [`dto`]: the published bodies and the pure mapping of our resources onto them;
 //! - [`problem`]: RFC 7807 bodies and the pure refusal of a create (`decide::limits::turn`);
 //! - [`auth`]: TokenReview and SubjectAccessReview, as the caller;
-//! - [`routes`]: the handlers;
-//! - [`tls`]: serving HTTPS from a certificate source.
+//! - [`routes`]: the handlers.
+//!
+//! HTTPS comes from `ops::tls`, as the admission webhook's: a certificate the operator issues into a
+//! Secret and renews (clients trust the Secret's `ca.crt`), or one an external issuer writes there.
 
 pub mod auth;
 pub mod dto;
 pub mod problem;
 pub mod routes;
-pub mod tls;
 
-use std::{future::ready, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{future::ready, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -28,9 +29,12 @@ use futures::{FutureExt, StreamExt};
 use kube::{Api, Client, runtime::watcher};
 use tracing::{info, warn};
 
-use crate::{api::CamundaCluster, k8s::cache};
+use crate::{
+    api::CamundaCluster,
+    k8s::cache,
+    ops::tls::{self, TlsArgs},
+};
 use routes::Shared;
-use tls::{CertificateSource, TlsListener};
 
 /// The OpenAPI document of what this endpoint serves, served at [`OPENAPI_PATH`]. Written by hand:
 /// the surface is small, and it must keep the published spec's names, required fields and status
@@ -44,13 +48,9 @@ pub struct ApiArgs {
     /// Address of the HTTPS listener.
     #[arg(long, env = "C8B_API_ADDR", default_value = "0.0.0.0:8443")]
     pub addr: SocketAddr,
-    /// PEM certificate chain served (the chart mounts it from the Secret the user names). Read
-    /// again when it changes.
-    #[arg(long, env = "C8B_TLS_CERT_FILE")]
-    pub tls_cert_file: PathBuf,
-    /// PEM private key of the certificate.
-    #[arg(long, env = "C8B_TLS_KEY_FILE")]
-    pub tls_key_file: PathBuf,
+    /// Where the serving certificate comes from (the Secret, its hosts, who issues it).
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Serve only the clusters of this namespace (default: every namespace the endpoint may read).
     #[arg(long, env = "C8B_NAMESPACE")]
     pub namespace: Option<String>,
@@ -65,21 +65,15 @@ pub struct ApiArgs {
 pub enum ServeApiError {
     #[error("connecting to Kubernetes: {0}")]
     Connect(#[source] kube::Error),
-    #[error("loading the TLS certificate: {0}")]
-    LoadCertificate(#[source] tls::LoadCertificateError),
     #[error("{0}")]
-    Listen(#[source] tls::BindError),
-    #[error("serving HTTPS: {0}")]
-    Serve(#[source] std::io::Error),
+    Start(#[source] tls::StartError),
 }
 
 impl ServeApiError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Connect(_) => "Connect",
-            Self::LoadCertificate(_) => "LoadCertificate",
-            Self::Listen(_) => "Listen",
-            Self::Serve(_) => "Serve",
+            Self::Start(error) => error.reason(),
         }
     }
 }
@@ -136,13 +130,6 @@ async fn not_found() -> axum::response::Response {
 /// Runs the endpoint until the process ends.
 pub async fn run(args: ApiArgs) -> Result<(), ServeApiError> {
     let client = Client::try_default().await.map_err(ServeApiError::Connect)?;
-    let source = CertificateSource::PemFiles {
-        cert: args.tls_cert_file.clone(),
-        key: args.tls_key_file.clone(),
-    };
-    let certs = tls::certificate(&source)
-        .await
-        .map_err(ServeApiError::LoadCertificate)?;
     let api: Api<CamundaCluster> = match &args.namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
@@ -155,23 +142,27 @@ pub async fn run(args: ApiArgs) -> Result<(), ServeApiError> {
         }
         ready(())
     }));
-    let listener = TlsListener::bind(args.addr, certs)
-        .await
-        .map_err(ServeApiError::Listen)?;
-    if let Ok(local) = axum::serve::Listener::local_addr(&listener) {
-        info!(addr = %local, "serving the Console API (HTTPS)");
-    }
     let shared = Arc::new(Shared {
-        client,
+        client: client.clone(),
         clusters,
         create_wait: args.create_wait,
     });
-    axum::serve(listener, router(shared))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(ServeApiError::Serve)
+    // Clients trust the Secret's ca.crt themselves: nothing to inject anywhere.
+    let (_cert, server) = tls::start(
+        client,
+        args.tls.settings(),
+        args.addr,
+        router(shared),
+        |_bundle| ready(Ok(())),
+    )
+    .await
+    .map_err(ServeApiError::Start)?;
+    info!(addr = %args.addr, secret = %args.tls.secret, source = ?args.tls.source, "serving the Console API (HTTPS)");
+    tokio::select! {
+        () = server => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]

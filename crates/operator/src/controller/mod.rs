@@ -38,7 +38,7 @@ use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 use crate::{
-    admission::{self, StartWebhookError, WebhookArgs},
+    admission::{self, WebhookArgs},
     api::{CamundaCluster, ClusterBackup, ClusterRestore, Component},
     camunda::ClientOptions,
     decide::shard::{Ownership, Shard},
@@ -115,8 +115,8 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Webhook(#[source] StartWebhookError),
+    #[error("the admission webhook: {0}")]
+    Webhook(#[source] crate::ops::tls::StartError),
     #[error("leader election: {0}")]
     LeaderElection(#[source] kube_lease_manager::LeaseManagerError),
     #[error("lost the lease; exiting so that the new leader acts alone")]

@@ -676,8 +676,19 @@ const API_NEVER: &[&str] = &[
     "create serviceaccounts --subresource=token",
 ];
 
+/// The name of the rendered object of `kind` whose name ends with `suffix`.
+fn rendered_name(docs: &[Value], kind: &str, suffix: &str) -> String {
+    docs.iter()
+        .filter(|d| d["kind"] == kind)
+        .filter_map(|d| d["metadata"]["name"].as_str())
+        .find(|name| name.ends_with(suffix))
+        .unwrap_or_else(|| panic!("no rendered {kind} named *{suffix}"))
+        .to_string()
+}
+
 /// The Console API endpoint's RBAC (namespaced mode): its calls in the served namespace and nothing
-/// more there, nothing in another namespace, and cluster-wide only the two review kinds.
+/// more there, nothing in another namespace, cluster-wide only the two review kinds, and in the
+/// release namespace get/update of the certificate Secret the chart creates for it, and no other.
 #[tokio::test]
 #[ignore = "needs a Kubernetes API server (KUBECONFIG)"]
 async fn the_chart_rbac_of_the_console_api_grants_only_its_calls() {
@@ -694,20 +705,11 @@ async fn the_chart_rbac_of_the_console_api_grants_only_its_calls() {
         &[
             format!("watchNamespace={}", served.name),
             "consoleApi.enabled=true".into(),
-            "consoleApi.tls.secretName=api-tls".into(),
         ],
     );
-    let account = docs
-        .iter()
-        .find(|d| {
-            d["kind"] == "ServiceAccount"
-                && d["metadata"]["name"]
-                    .as_str()
-                    .is_some_and(|n| n.ends_with("-api"))
-        })
-        .and_then(|d| d["metadata"]["name"].as_str())
-        .expect("the api's ServiceAccount")
-        .to_string();
+    // The certificate Secret the chart creates empty for the endpoint to fill and renew.
+    let tls_secret = format!("secrets/{}", rendered_name(&docs, "Secret", "-api-tls"));
+    let account = rendered_name(&docs, "ServiceAccount", "-api");
     let file = apply(&manifests, dir.path());
     let sa = format!("system:serviceaccount:{}:{account}", system.name);
     wait_for(
@@ -721,6 +723,26 @@ async fn the_chart_rbac_of_the_console_api_grants_only_its_calls() {
     .await;
     assert_allowed(&sa, &cases(API_CALLS, &served.name));
     assert_denied(&sa, &cases(API_NEVER, &served.name));
+    let system_ns = system.name.as_str();
+    assert_allowed(
+        &sa,
+        &[
+            vec!["get", &tls_secret, "-n", system_ns],
+            vec!["update", &tls_secret, "-n", system_ns],
+        ],
+    );
+    assert_denied(
+        &sa,
+        &[
+            vec!["patch", &tls_secret, "-n", system_ns],
+            vec!["delete", &tls_secret, "-n", system_ns],
+            vec!["get", "secrets/other", "-n", system_ns],
+            vec!["update", "secrets/other", "-n", system_ns],
+            vec!["list", "secrets", "-n", system_ns],
+            vec!["create", "secrets", "-n", system_ns],
+            vec!["get", &tls_secret, "-n", &served.name],
+        ],
+    );
     assert_denied(
         &sa,
         &cases(

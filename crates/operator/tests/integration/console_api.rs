@@ -1,13 +1,18 @@
-//! The Console API endpoint (`camunda-backup-operator api`) as a host process over HTTPS with a
-//! certificate made here, against the operator and the simulator of a test world: every status code
-//! of every path, callers as ServiceAccounts with their own RBAC, and Camunda's JavaScript SDK.
+//! The Console API endpoint (`camunda-backup-operator api`) as a host process over HTTPS, against the
+//! operator and the simulator of a test world: every status code of every path, callers as
+//! ServiceAccounts with their own RBAC, and Camunda's JavaScript SDK. Its certificate is the one it
+//! issues itself into a Secret of the test namespace (which the test creates empty, as the chart
+//! does), trusted through that Secret's `ca.crt`; one test gives it an external Secret instead.
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, process::Stdio, time::Duration};
 
 use camunda_backup_operator::api::{BackupPhase, ClusterBackup};
-use k8s_openapi::api::{
-    core::v1::ServiceAccount,
-    rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject},
+use k8s_openapi::{
+    ByteString,
+    api::{
+        core::v1::{Secret, ServiceAccount},
+        rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject},
+    },
 };
 use kube::{
     Api, Client, ResourceExt,
@@ -16,14 +21,21 @@ use kube::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use c8b_testkit::harness::{World, binary, wait_for};
+use c8b_testkit::{
+    harness::{World, binary, wait_for},
+    support::{TestNamespace, client, install_crds},
+};
 
 use crate::chart::service_account_token;
 
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(120);
+/// The endpoint's certificate Secret in the test namespace.
+const TLS_SECRET: &str = "api-tls";
+/// What clients call the endpoint by: the certificate's hosts.
+const HOSTS: &str = "localhost,127.0.0.1";
 
-/// A CA and a server certificate for 127.0.0.1/localhost signed by it, as PEM files in `dir`.
-fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+/// A CA and a server certificate for 127.0.0.1/localhost signed by it, as PEM: (CA, cert, key).
+fn external_certificates() -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -35,15 +47,50 @@ fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
         .push(DnType::CommonName, "c8b test CA");
     let ca = ca_params.self_signed(&ca_key).expect("CA");
     let key = KeyPair::generate().expect("server key");
-    let params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+    let hosts = HOSTS.split(',').map(String::from).collect::<Vec<_>>();
+    let params = CertificateParams::new(hosts).expect("params");
     let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
     let cert = params.signed_by(&key, &issuer).expect("server certificate");
-    let paths = (dir.join("ca.pem"), dir.join("tls.crt"), dir.join("tls.key"));
-    std::fs::write(&paths.0, ca.pem()).expect("write CA");
-    std::fs::write(&paths.1, cert.pem()).expect("write cert");
-    std::fs::write(&paths.2, key.serialize_pem()).expect("write key");
-    paths
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// Writes the endpoint's Secret: empty, as the chart creates it for a certificate the endpoint
+/// issues, or with the entries an external issuer writes.
+async fn tls_secret(client: &Client, namespace: &str, entries: &[(&str, &str)]) -> Secret {
+    let data: BTreeMap<String, ByteString> = entries
+        .iter()
+        .map(|(key, value)| (key.to_string(), ByteString(value.as_bytes().to_vec())))
+        .collect();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(TLS_SECRET.into()),
+            ..Default::default()
+        },
+        data: (!data.is_empty()).then_some(data),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("the endpoint's Secret")
+}
+
+/// The entry `key` of the endpoint's Secret, once it is there.
+async fn secret_entry(client: &Client, namespace: &str, key: &str) -> String {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    wait_for(
+        &format!("{key} in Secret {TLS_SECRET}"),
+        Duration::from_secs(30),
+        || {
+            let secrets = secrets.clone();
+            async move {
+                let secret = secrets.get(TLS_SECRET).await.ok()?;
+                let value = secret.data?.remove(key)?;
+                String::from_utf8(value.0).ok().filter(|v| !v.is_empty())
+            }
+        },
+    )
+    .await
 }
 
 fn free_port() -> u16 {
@@ -53,19 +100,41 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A client that trusts the CAs of a PEM bundle (and no public CA is needed).
+fn trusting(bundle: &str) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder();
+    for ca in reqwest::Certificate::from_pem_bundle(bundle.as_bytes()).expect("the CA bundle") {
+        builder = builder.add_root_certificate(ca);
+    }
+    builder.build().expect("client")
+}
+
 /// The endpoint as a host process (under the test's admin identity: the chart test covers its RBAC).
 struct Endpoint {
     _child: tokio::process::Child,
     base: String,
     http: reqwest::Client,
+    /// The CA bundle clients trust, as a file (for node's NODE_EXTRA_CA_CERTS).
     ca: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Endpoint {
-    async fn start(namespace: &str) -> Endpoint {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (ca, cert, key) = certificates(dir.path());
+    /// With the certificate the endpoint issues into an empty Secret the test creates (as the chart
+    /// does); clients trust the `ca.crt` the endpoint writes there.
+    async fn start(client: &Client, namespace: &str) -> Endpoint {
+        tls_secret(client, namespace, &[]).await;
+        let child = Self::spawn(namespace, "operator");
+        let ca = secret_entry(client, namespace, "ca.crt").await;
+        Self::ready(child, &ca).await
+    }
+
+    /// With a certificate an external issuer wrote into the Secret; the endpoint only reads it.
+    async fn start_external(namespace: &str, ca: &str) -> Endpoint {
+        Self::ready(Self::spawn(namespace, "external"), ca).await
+    }
+
+    fn spawn(namespace: &str, source: &str) -> (tokio::process::Child, u16) {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("c8b-api-{namespace}.log"));
         let child = tokio::process::Command::new(binary())
@@ -75,22 +144,29 @@ impl Endpoint {
                 &format!("127.0.0.1:{port}"),
                 "--namespace",
                 namespace,
+                "--tls-secret",
+                TLS_SECRET,
+                "--tls-secret-namespace",
+                namespace,
+                "--tls-hosts",
+                HOSTS,
+                "--tls-cert-source",
+                source,
             ])
-            .arg("--tls-cert-file")
-            .arg(&cert)
-            .arg("--tls-key-file")
-            .arg(&key)
             .env("C8B_LOG_LEVEL", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
             .kill_on_drop(true)
             .spawn()
             .expect("start the api subcommand");
-        let pem = std::fs::read(&ca).expect("CA");
-        let http = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA certificate"))
-            .build()
-            .expect("client");
+        (child, port)
+    }
+
+    async fn ready((child, port): (tokio::process::Child, u16), ca: &str) -> Endpoint {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_file = dir.path().join("ca.crt");
+        std::fs::write(&ca_file, ca).expect("write the CA");
+        let http = trusting(ca);
         let base = format!("https://127.0.0.1:{port}");
         let ready = format!("{base}/readyz");
         wait_for("the endpoint to be ready", Duration::from_secs(30), || {
@@ -105,7 +181,7 @@ impl Endpoint {
             _child: child,
             base,
             http,
-            ca,
+            ca: ca_file,
             _dir: dir,
         }
     }
@@ -283,7 +359,13 @@ async fn the_console_api_answers_every_path_with_the_published_shapes_and_codes(
         .cluster("c1", "8.8.0", false, json!({ "minInterval": "1h" }))
         .await;
     let uuid = cluster.uid().expect("uid");
-    let endpoint = Endpoint::start(&ns).await;
+    let endpoint = Endpoint::start(&world.client, &ns).await;
+    // It issued its own CA and serving certificate into the Secret, and serves that certificate.
+    for key in ["tls.crt", "tls.key", "ca.crt", "ca.key"] {
+        secret_entry(&world.client, &ns, key).await;
+    }
+    let (code, _, _) = endpoint.call(reqwest::Method::GET, "/livez", None, None).await;
+    assert_eq!(code, StatusCode::OK, "trusted through the Secret's ca.crt");
     let writer = account(&world.client, &ns, "writer", WRITER_RULES).await;
     let reader = account(
         &world.client,
@@ -609,7 +691,8 @@ async fn camundas_javascript_sdk_drives_the_console_api_with_a_bearer_token() {
     let cluster = world
         .cluster("c1", "8.7.0", true, json!({ "minInterval": "1h" }))
         .await;
-    let endpoint = Endpoint::start(&ns).await;
+    // The SDK (node) trusts the endpoint's own CA through NODE_EXTRA_CA_CERTS, from the Secret.
+    let endpoint = Endpoint::start(&world.client, &ns).await;
     let token = account(&world.client, &ns, "ci", WRITER_RULES).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/integration/console_sdk.js");
     let output = tokio::process::Command::new("node")
@@ -645,4 +728,49 @@ async fn camundas_javascript_sdk_drives_the_console_api_with_a_bearer_token() {
     assert_eq!(out["after"], json!([]));
     drop(endpoint);
     world.cleanup().await;
+}
+
+/// With `--tls-cert-source external` the endpoint serves the certificate a Secret holds (as the user or
+/// cert-manager wrote it) and never writes the Secret.
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG)"]
+async fn the_console_api_serves_an_external_certificate_and_only_reads_its_secret() {
+    let client = client().await;
+    // Readiness waits for the CamundaClusters to be cached.
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "capi-ext").await;
+    let (ca, cert, key) = external_certificates();
+    let written = tls_secret(
+        &client,
+        &ns.name,
+        &[("ca.crt", &ca), ("tls.crt", &cert), ("tls.key", &key)],
+    )
+    .await;
+    let endpoint = Endpoint::start_external(&ns.name, &ca).await;
+    let (code, _, doc) = endpoint
+        .call(reqwest::Method::GET, "/openapi.json", None, None)
+        .await;
+    assert_eq!(code, StatusCode::OK, "trusted through the external CA: {doc}");
+    // A client that trusts only some other CA is refused the handshake.
+    let (other_ca, _, _) = external_certificates();
+    let refused = trusting(&other_ca)
+        .get(format!("{}/livez", endpoint.base))
+        .send()
+        .await;
+    assert!(refused.is_err(), "served a certificate of another CA");
+    let read = Api::<Secret>::namespaced(client.clone(), &ns.name)
+        .get(TLS_SECRET)
+        .await
+        .expect("the Secret");
+    assert_eq!(
+        read.resource_version(),
+        written.resource_version(),
+        "an external Secret is only read"
+    );
+    assert!(
+        !read.data.unwrap_or_default().contains_key("ca.key"),
+        "nothing issued"
+    );
+    drop(endpoint);
+    ns.cleanup().await;
 }

@@ -3,8 +3,10 @@
 //! renews them well before they expire (see [`renewal`]), and every replica serves what the Secret
 //! holds, reloaded without a restart. With an external issuer (cert-manager), the Secret is only read.
 //!
-//! Reusable by any HTTPS server of the operator: [`keep_current`] keeps a [`ServingCert`] current
-//! and reports the CA bundle clients must trust; [`serve`] serves an axum router with it.
+//! Reusable by any HTTPS server of the operator: [`start`] checks the settings, binds the port and
+//! keeps the certificate current; under it, [`keep_current`] keeps a [`ServingCert`] current and
+//! reports the CA bundle clients must trust, and [`serve`] serves an axum router with it. A server
+//! whose flags are its own (the `api` subcommand) takes them from [`TlsArgs`].
 //!
 //! The Secret holds `tls.crt` and `tls.key` (the serving certificate and its key, the names
 //! cert-manager also uses), `ca.crt` (the CA bundle: the current CA first, then a previous one that
@@ -74,6 +76,55 @@ impl CertSettings {
             ));
         }
         Ok(())
+    }
+}
+
+/// The certificate flags of an HTTPS server that has a subcommand of its own (`api`). The webhook's
+/// flags, beside the controllers' in `run`, are the same settings with a `--webhook-` prefix.
+#[derive(Clone, Debug, clap::Args)]
+pub struct TlsArgs {
+    /// Secret that holds the certificates, in `--tls-secret-namespace`: `tls.crt`, `tls.key` and
+    /// `ca.crt` (the CA clients must trust), and `ca.key` when the operator issues them.
+    #[arg(long = "tls-secret", env = "C8B_TLS_SECRET")]
+    pub secret: String,
+    /// Namespace of that Secret.
+    #[arg(
+        long = "tls-secret-namespace",
+        env = "POD_NAMESPACE",
+        default_value = "default"
+    )]
+    pub secret_namespace: String,
+    /// DNS names and IP addresses the serving certificate is for, comma-separated: the Service's
+    /// names (`<service>.<namespace>.svc` and its shorter forms).
+    #[arg(long = "tls-hosts", env = "C8B_TLS_HOSTS", value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    /// Who issues the certificates: `operator` (its own CA and serving certificate, written into the
+    /// Secret and renewed) or `external` (cert-manager or the user writes the Secret; only read).
+    #[arg(
+        long = "tls-cert-source",
+        env = "C8B_TLS_CERT_SOURCE",
+        value_enum,
+        default_value = "operator"
+    )]
+    pub source: CertSource,
+    /// Lifetime of the operator's CA; renewed two thirds into it.
+    #[arg(long = "tls-ca-lifetime", default_value = "365d", value_parser = humantime::parse_duration)]
+    pub ca_lifetime: Duration,
+    /// Lifetime of the serving certificate; renewed two thirds into it.
+    #[arg(long = "tls-cert-lifetime", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub cert_lifetime: Duration,
+}
+
+impl TlsArgs {
+    pub fn settings(&self) -> CertSettings {
+        CertSettings {
+            namespace: self.secret_namespace.clone(),
+            secret: self.secret.clone(),
+            hosts: self.hosts.clone(),
+            ca_lifetime: self.ca_lifetime,
+            cert_lifetime: self.cert_lifetime,
+            source: self.source,
+        }
     }
 }
 
@@ -172,7 +223,7 @@ pub async fn ensure(
             return Ok((pems, renewal::next_check(ca.validity, server.validity, poll, now)));
         }
         let (pems, ca_key) = issue(what, &held, &data, settings, now)?;
-        info!(secret = %settings.secret, renewed = ?what, "issuing the webhook's certificates");
+        info!(secret = %settings.secret, renewed = ?what, "issuing certificates");
         match write(&api, &settings.secret, secret, &pems, &ca_key).await {
             Ok(()) => {
                 let next = now + chrono::Duration::from_std(poll).unwrap_or(chrono::Duration::hours(1));
@@ -579,6 +630,52 @@ where
         }
         tokio::time::sleep(wait).await;
     }
+}
+
+/// Why an HTTPS server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid certificate settings: {0}")]
+    Settings(String),
+    #[error("serving HTTPS on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StartError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Settings(_) => "Settings",
+            Self::Bind { .. } => "Bind",
+        }
+    }
+}
+
+/// Starts an HTTPS server: checks the settings, binds `addr` (a port in use is a start-up error) and
+/// keeps its certificate current on a task of its own, handing each CA bundle to `trust` (see
+/// [`keep_current`]). Returns the serving certificate (readiness may wait until one is loaded) and
+/// the server to run.
+pub async fn start<F, Fut>(
+    client: Client,
+    settings: CertSettings,
+    addr: SocketAddr,
+    app: axum::Router,
+    trust: F,
+) -> Result<(Arc<ServingCert>, impl std::future::Future<Output = ()>), StartError>
+where
+    F: Fn(String) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    settings.check().map_err(StartError::Settings)?;
+    let cert = Arc::new(ServingCert::default());
+    let server = serve(addr, app, cert.clone())
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    tokio::spawn(keep_current(client, settings, cert.clone(), trust));
+    Ok((cert, server))
 }
 
 /// Serves `app` over TLS with `cert` on `addr`: binds at once (a port in use is a start-up error) and
