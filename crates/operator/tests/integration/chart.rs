@@ -535,6 +535,25 @@ async fn the_chart_rbac_in_namespaced_mode_is_enough_for_a_backup_and_no_broader
     let _ = configurations
         .delete(&webhook_configuration, &Default::default())
         .await;
+    // The operator's Role lives in the watched namespace and goes with it: its clusters go first, while
+    // the operator may still release them (README, "Sharding a fleet").
+    let clusters = world.clusters();
+    clusters
+        .delete_collection(&Default::default(), &Default::default())
+        .await
+        .expect("delete the clusters");
+    wait_for("the clusters to be released", Duration::from_secs(60), || {
+        let clusters = clusters.clone();
+        async move {
+            clusters
+                .list(&Default::default())
+                .await
+                .ok()
+                .filter(|l| l.items.is_empty())
+                .map(drop)
+        }
+    })
+    .await;
     world.cleanup().await;
     other.cleanup().await;
     system.cleanup().await;

@@ -307,7 +307,7 @@ async fn renewed_certificates_are_served_and_trusted_without_a_restart() {
     tokio::time::sleep(past_first_ca).await;
     refused("after-renewal");
     let log = world.operator.log_text();
-    assert!(log.contains("issuing the webhook's certificates"), "{log}");
+    assert!(log.contains("issuing certificates"), "{log}");
 
     delete_configuration(&world.client, &configuration).await;
     world.cleanup().await;
