@@ -341,6 +341,8 @@ pub enum InvalidClusterSpec {
         "spec.restore.indexPrefixes: {0:?} is not the start of an index name (no wildcards, commas or spaces; it cannot be empty or start with - or _)"
     )]
     IndexPrefix(String),
+    #[error("spec.restore.workloadSelector: {0}")]
+    WorkloadSelector(String),
 }
 
 impl BackupLimits {
@@ -413,6 +415,10 @@ impl CamundaClusterSpec {
             .find(|p| !is_index_prefix(p))
         {
             return Err(InvalidClusterSpec::IndexPrefix(prefix.clone()));
+        }
+        if let Some(selector) = &self.restore.workload_selector {
+            kube::core::Selector::try_from(selector.clone())
+                .map_err(|e| InvalidClusterSpec::WorkloadSelector(e.to_string()))?;
         }
         Ok((version, limits))
     }
@@ -559,6 +565,25 @@ mod tests {
             s.restore.index_prefixes = Some(vec!["camunda".into(), prefix.into()]);
             assert_eq!(s.validate().is_ok(), valid, "{prefix:?}");
         }
+    }
+
+    #[test]
+    fn a_workload_selector_must_be_a_label_selector() {
+        let mut s = spec("8.8");
+        s.restore.workload_selector = serde_json::from_value(serde_json::json!({
+            "matchExpressions": [{ "key": "app.kubernetes.io/component", "operator": "Sometimes", "values": ["x"] }]
+        }))
+        .ok();
+        assert!(
+            matches!(s.validate(), Err(InvalidClusterSpec::WorkloadSelector(_))),
+            "{:?}",
+            s.validate()
+        );
+        s.restore.workload_selector = serde_json::from_value(serde_json::json!({
+            "matchLabels": { "app.kubernetes.io/instance": "blue" }
+        }))
+        .ok();
+        assert!(s.validate().is_ok());
     }
 
     #[test]
