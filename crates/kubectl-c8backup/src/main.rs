@@ -183,11 +183,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             wait,
             timeout,
         } => {
-            clusters
-                .get_opt(&cluster)
-                .await
-                .map_err(Failure::Api)?
-                .ok_or_else(|| not_found("CamundaCluster", &cluster))?;
+            require_cluster(&clusters, &namespace, &cluster).await?;
             let name = name.unwrap_or_else(|| format!("{cluster}-{}", Utc::now().format("%Y%m%d-%H%M%S")));
             let object: ClusterBackup = serde_json::from_value(serde_json::json!({
                 "apiVersion": "c8backup.dev/v1alpha1", "kind": "ClusterBackup",
@@ -234,11 +230,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             print(cli.output, &found, || view::describe_backup(&found, Utc::now()))
         }
         Command::Next { cluster } => {
-            let found = clusters
-                .get_opt(&cluster)
-                .await
-                .map_err(Failure::Api)?
-                .ok_or_else(|| not_found("CamundaCluster", &cluster))?;
+            let found = require_cluster(&clusters, &namespace, &cluster).await?;
             let listed = backups
                 .list(&ListParams::default())
                 .await
@@ -256,11 +248,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             wait,
             timeout,
         } => {
-            clusters
-                .get_opt(&cluster)
-                .await
-                .map_err(Failure::Api)?
-                .ok_or_else(|| not_found("CamundaCluster", &cluster))?;
+            require_cluster(&clusters, &namespace, &cluster).await?;
             // A ClusterBackup of that name, else a backup ID from the component stores.
             let source = match backups.get_opt(&backup).await.map_err(Failure::Api)? {
                 Some(_) => serde_json::json!({ "name": backup }),
@@ -324,6 +312,23 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// Whether `name` is a `CamundaCluster` of the namespace; a missing one is `NotFound`.
+async fn require_cluster(
+    clusters: &Api<CamundaCluster>,
+    namespace: &str,
+    name: &str,
+) -> Result<CamundaCluster, Failure> {
+    clusters
+        .get_opt(name)
+        .await
+        .map_err(Failure::Api)?
+        .ok_or_else(|| Failure::NotFound {
+            kind: "CamundaCluster",
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+        })
 }
 
 /// Prints `value` as JSON or YAML, or `text()` without `-o`.

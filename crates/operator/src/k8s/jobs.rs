@@ -129,16 +129,7 @@ pub fn build_job(
                         args: Some(args),
                         resources: settings.resources.clone(),
                         termination_message_policy: Some("FallbackToLogsOnError".into()),
-                        security_context: Some(SecurityContext {
-                            allow_privilege_escalation: Some(false),
-                            read_only_root_filesystem: Some(true),
-                            run_as_non_root: Some(true),
-                            capabilities: Some(Capabilities {
-                                drop: Some(vec!["ALL".into()]),
-                                add: None,
-                            }),
-                            ..SecurityContext::default()
-                        }),
+                        security_context: Some(restricted_container()),
                         ..Container::default()
                     }],
                     ..PodSpec::default()
@@ -148,6 +139,21 @@ pub fn build_job(
         }),
         status: None,
     })
+}
+
+/// A container of the operator's image as the restricted Pod Security Standard wants it: non-root, no
+/// privilege escalation, no capabilities, a read-only root (seccomp comes from the Pod or the caller).
+pub fn restricted_container() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        ..SecurityContext::default()
+    }
 }
 
 /// The step's own deadline: the Job's, less a margin (a tenth, at most 30 s) to report the reason.

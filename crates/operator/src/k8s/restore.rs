@@ -7,8 +7,8 @@ use k8s_openapi::api::{
     apps::v1::{Deployment, StatefulSet},
     batch::v1::{Job, JobSpec},
     core::v1::{
-        Capabilities, ConfigMap, Container, EnvVar, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
-        PodTemplateSpec, SeccompProfile, SecurityContext, Volume, VolumeMount,
+        ConfigMap, Container, EnvVar, PersistentVolumeClaimVolumeSource, Pod, PodSpec, PodTemplateSpec,
+        SeccompProfile, SecurityContext, Volume, VolumeMount,
     },
 };
 use kube::{
@@ -24,7 +24,7 @@ use crate::{
         names::{MAX_LABEL_VALUE, cut},
     },
     decide::restore::{PHASE_TIMEOUT, WorkloadSeen},
-    k8s::jobs::JobSettings,
+    k8s::jobs::{self, JobSettings},
 };
 
 /// The label on a broker restore Job that names its restore, and the one that names its ordinal.
@@ -393,21 +393,15 @@ fn label(value: &str) -> String {
     cut(value, MAX_LABEL_VALUE)
 }
 
-/// A container that passes the restricted Pod Security Standard.
+/// A container that passes the restricted Pod Security Standard on its own: the step containers' context
+/// plus seccomp, since the broker's Pod template may not set it at Pod level.
 fn restricted() -> SecurityContext {
     SecurityContext {
-        allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            add: None,
-        }),
         seccomp_profile: Some(SeccompProfile {
             type_: "RuntimeDefault".into(),
             localhost_profile: None,
         }),
-        ..SecurityContext::default()
+        ..jobs::restricted_container()
     }
 }
 
