@@ -185,6 +185,13 @@ make_certs() {
     -extfile "$d/san.ext" -out "$d/server.crt" 2>/dev/null
   openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
   openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
+  # The serving certificate of the tests' OpenID provider (c8b_testkit::oidc), which the API server's
+  # OIDC authenticator trusts through the same CA.
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=c8b-test-oidc" \
+    -keyout "$d/oidc.key" -out "$d/oidc.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$d/oidc-san.ext"
+  openssl x509 -req -in "$d/oidc.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 3650 \
+    -extfile "$d/oidc-san.ext" -out "$d/oidc.crt" 2>/dev/null
 }
 
 start() {
@@ -211,6 +218,14 @@ start() {
   echo $! >"$dir/etcd.pid"
   wait_for etcd 30 curl -sf "http://127.0.0.1:$etcd_port/health"
 
+  # OIDC, as a platform team would configure it for an identity provider they run: tokens with the
+  # audience c8b-console-api from the issuer in $dir/oidc-issuer authenticate as "oidc:<sub>" in the
+  # groups "oidc:<group>". Nothing serves that issuer until a test starts c8b_testkit::oidc there;
+  # until then the authenticator retries its discovery quietly and other tokens are unaffected.
+  local oidc_issuer
+  oidc_issuer="https://127.0.0.1:$(free_port)"
+  printf '%s\n' "$oidc_issuer" >"$dir/oidc-issuer"
+
   local audit_args=()
   if [ -n "${C8B_AUDIT_LOG:-}" ]; then
     printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n' >"$dir/audit-policy.yaml"
@@ -226,6 +241,9 @@ start() {
     --authorization-mode RBAC --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=false \
     --kubelet-preferred-address-types InternalIP,Hostname \
     --enable-admission-plugins NamespaceLifecycle,ServiceAccount \
+    --oidc-issuer-url "$oidc_issuer" --oidc-client-id c8b-console-api --oidc-ca-file "$dir/ca.crt" \
+    --oidc-signing-algs ES256 --oidc-username-claim sub --oidc-username-prefix oidc: \
+    --oidc-groups-claim groups --oidc-groups-prefix oidc: \
     "${audit_args[@]}" --v 0 >"$dir/apiserver.log" 2>&1 &
   echo $! >"$dir/apiserver.pid"
 

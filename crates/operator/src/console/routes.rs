@@ -13,7 +13,7 @@ use axum::{
 use chrono::Utc;
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, PostParams, Preconditions},
+    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions},
     runtime::reflector::Store,
 };
 use serde::Serialize;
@@ -591,11 +591,15 @@ pub async fn put_schedule(
                 format!("BackupSchedule {name} belongs to another cluster"),
             ))));
         }
-        Some(mut schedule) => {
+        Some(_) => {
             target.require(&shared, "update", "backupschedules").await?;
-            schedule.spec.schedule = body.schedule;
-            schedule.spec.time_zone = "UTC".into();
-            api.replace(&name, &PostParams::default(), &schedule)
+            // A merge patch of the two fields this API owns, not a replace: the schedule
+            // controller writes the object between our read and our write, and a replace
+            // carrying the read's resourceVersion would then fail with a conflict.
+            let change = serde_json::json!({
+                "spec": { "schedule": body.schedule, "timeZone": "UTC" }
+            });
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&change))
                 .await
                 .map_err(RequestError::WriteSchedule)?
         }

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use c8b_testkit::{
     harness::{World, binary, wait_for},
+    oidc::{self, OidcClient, Provider},
     support::{TestNamespace, client, install_crds},
 };
 
@@ -219,59 +220,68 @@ impl Endpoint {
 /// A ServiceAccount in `namespace` with a Role of `rules` (verb list, resource), and its token.
 async fn account(client: &Client, namespace: &str, name: &str, rules: &[(&[&str], &str)]) -> String {
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    let meta = ObjectMeta {
-        name: Some(name.into()),
-        ..Default::default()
-    };
     accounts
         .create(
             &PostParams::default(),
             &ServiceAccount {
-                metadata: meta.clone(),
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )
         .await
         .expect("ServiceAccount");
     if !rules.is_empty() {
-        let role = Role {
-            metadata: meta.clone(),
-            rules: Some(
-                rules
-                    .iter()
-                    .map(|(verbs, resource)| PolicyRule {
-                        api_groups: Some(vec!["c8backup.dev".into()]),
-                        resources: Some(vec![resource.to_string()]),
-                        verbs: verbs.iter().map(|v| v.to_string()).collect(),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
+        let subject = Subject {
+            kind: "ServiceAccount".into(),
+            name: name.into(),
+            namespace: Some(namespace.into()),
+            ..Default::default()
         };
-        Api::<Role>::namespaced(client.clone(), namespace)
-            .create(&PostParams::default(), &role)
-            .await
-            .expect("Role");
-        let binding = RoleBinding {
-            metadata: meta,
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "Role".into(),
-                name: name.into(),
-            },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".into(),
-                name: name.into(),
-                namespace: Some(namespace.into()),
-                ..Default::default()
-            }]),
-        };
-        Api::<RoleBinding>::namespaced(client.clone(), namespace)
-            .create(&PostParams::default(), &binding)
-            .await
-            .expect("RoleBinding");
+        grant(client, namespace, name, rules, subject).await;
     }
     service_account_token(client, namespace, name).await
+}
+
+/// A Role `name` of `rules` (verb list, resource) in `namespace`, bound to `subject`.
+async fn grant(client: &Client, namespace: &str, name: &str, rules: &[(&[&str], &str)], subject: Subject) {
+    let meta = ObjectMeta {
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    let role = Role {
+        metadata: meta.clone(),
+        rules: Some(
+            rules
+                .iter()
+                .map(|(verbs, resource)| PolicyRule {
+                    api_groups: Some(vec!["c8backup.dev".into()]),
+                    resources: Some(vec![resource.to_string()]),
+                    verbs: verbs.iter().map(|v| v.to_string()).collect(),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+    };
+    Api::<Role>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("Role");
+    let binding = RoleBinding {
+        metadata: meta,
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: name.into(),
+        },
+        subjects: Some(vec![subject]),
+    };
+    Api::<RoleBinding>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("RoleBinding");
 }
 
 const WRITER_RULES: &[(&[&str], &str)] = &[
@@ -667,9 +677,8 @@ fn sdk_dir() -> PathBuf {
     cache.join("camunda-sdk")
 }
 
-#[tokio::test]
-#[ignore = "needs a Kubernetes API server (KUBECONFIG) and node"]
-async fn camundas_javascript_sdk_drives_the_console_api_with_a_bearer_token() {
+/// `node_modules` holding `@camunda8/sdk`, or None (with a note) where node is not installed.
+fn sdk_modules() -> Option<PathBuf> {
     if std::process::Command::new("node")
         .arg("--version")
         .output()
@@ -678,7 +687,7 @@ async fn camundas_javascript_sdk_drives_the_console_api_with_a_bearer_token() {
         eprintln!(
             "SKIPPED: node is not installed (scripts/tools.sh camunda-sdk installs node, npm and @camunda8/sdk)"
         );
-        return;
+        return None;
     }
     let modules = sdk_dir().join("node_modules");
     assert!(
@@ -686,23 +695,26 @@ async fn camundas_javascript_sdk_drives_the_console_api_with_a_bearer_token() {
         "@camunda8/sdk is not installed in {}: run scripts/tools.sh camunda-sdk",
         modules.display()
     );
-    let world = World::start("capi-sdk", &[]).await;
-    let ns = world.ns.name.clone();
-    let cluster = world
-        .cluster("c1", "8.7.0", true, json!({ "minInterval": "1h" }))
-        .await;
-    // The SDK (node) trusts the endpoint's own CA through NODE_EXTRA_CA_CERTS, from the Secret.
-    let endpoint = Endpoint::start(&world.client, &ns).await;
-    let token = account(&world.client, &ns, "ci", WRITER_RULES).await;
+    Some(modules)
+}
+
+/// Runs `console_sdk.js` (list, create, a refused second create, list, delete, list) with the SDK
+/// authenticating as `auth` (environment variables) and trusting the CAs in `ca_file`; its JSON.
+async fn run_sdk_session(
+    modules: &PathBuf,
+    base: &str,
+    ca_file: &PathBuf,
+    cluster_uid: &str,
+    auth: &[(&str, &str)],
+) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/integration/console_sdk.js");
     let output = tokio::process::Command::new("node")
         .arg(script)
-        .env("NODE_PATH", &modules)
-        .env("NODE_EXTRA_CA_CERTS", &endpoint.ca)
-        .env("CAMUNDA_CONSOLE_BASE_URL", format!("{}/", endpoint.base))
-        .env("CAMUNDA_AUTH_STRATEGY", "BEARER")
-        .env("CAMUNDA_OAUTH_TOKEN", &token)
-        .env("CLUSTER_UUID", cluster.uid().expect("uid"))
+        .env("NODE_PATH", modules)
+        .env("NODE_EXTRA_CA_CERTS", ca_file)
+        .env("CAMUNDA_CONSOLE_BASE_URL", format!("{base}/"))
+        .env("CLUSTER_UUID", cluster_uid)
+        .envs(auth.iter().copied())
         .output()
         .await
         .expect("run node");
@@ -712,7 +724,11 @@ async fn camundas_javascript_sdk_drives_the_console_api_with_a_bearer_token() {
         "the SDK script failed: {}\n{stdout}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let out: Value = serde_json::from_str(&stdout).expect("the script's JSON");
+    serde_json::from_str(&stdout).expect("the script's JSON")
+}
+
+/// What `console_sdk.js` saw of a cluster without backups and a minimum interval of an hour.
+fn assert_sdk_session(out: &Value) {
     assert_eq!(out["before"], json!([]));
     assert_backup_dto(&out["created"]);
     assert_eq!(out["created"]["status"], json!("In progress"));
@@ -726,7 +742,154 @@ async fn camundas_javascript_sdk_drives_the_console_api_with_a_bearer_token() {
     assert_eq!(out["listed"].as_array().map(Vec::len), Some(1), "{out}");
     assert_eq!(out["deleted"]["uuid"], out["created"]["uuid"]);
     assert_eq!(out["after"], json!([]));
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG) and node"]
+async fn camundas_javascript_sdk_drives_the_console_api_with_a_bearer_token() {
+    let Some(modules) = sdk_modules() else { return };
+    let world = World::start("capi-sdk", &[]).await;
+    let ns = world.ns.name.clone();
+    let cluster = world
+        .cluster("c1", "8.7.0", true, json!({ "minInterval": "1h" }))
+        .await;
+    // The SDK (node) trusts the endpoint's own CA through NODE_EXTRA_CA_CERTS, from the Secret.
+    let endpoint = Endpoint::start(&world.client, &ns).await;
+    let token = account(&world.client, &ns, "ci", WRITER_RULES).await;
+    let auth = [
+        ("CAMUNDA_AUTH_STRATEGY", "BEARER"),
+        ("CAMUNDA_OAUTH_TOKEN", token.as_str()),
+    ];
+    let uid = cluster.uid().expect("uid");
+    let out = run_sdk_session(&modules, &endpoint.base, &endpoint.ca, &uid, &auth).await;
+    assert_sdk_session(&out);
     drop(endpoint);
+    world.cleanup().await;
+}
+
+/// The OAUTH strategy as the README documents it: the SDK gets a token from an identity provider with
+/// client credentials and the Console audience, the API server (configured with that provider's OIDC
+/// issuer by scripts/control-plane.sh) authenticates it in the TokenReview, and RBAC on the
+/// provider's group decides. A token of that provider with another audience is not authenticated
+/// (401); a client of it without RBAC sees no cluster (404).
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG) from scripts/control-plane.sh, and node"]
+async fn camundas_javascript_sdk_drives_the_console_api_with_oauth_through_the_api_servers_oidc() {
+    let Some(modules) = sdk_modules() else { return };
+    let world = World::start("capi-oauth", &[]).await;
+    let ns = world.ns.name.clone();
+    let cluster = world
+        .cluster("c1", "8.7.0", true, json!({ "minInterval": "1h" }))
+        .await;
+    let dir = oidc::control_plane_dir();
+    let client = |id: &str, groups: &[&str]| OidcClient {
+        id: id.into(),
+        secret: format!("{id}-secret"),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    };
+    let provider = Provider::start(
+        &dir,
+        vec![client("ci-bot", &["backup-writers"]), client("stranger", &[])],
+    )
+    .await;
+    let group = Subject {
+        kind: "Group".into(),
+        name: format!("{}backup-writers", oidc::PREFIX),
+        api_group: Some("rbac.authorization.k8s.io".into()),
+        ..Default::default()
+    };
+    grant(&world.client, &ns, "backup-writers", WRITER_RULES, group).await;
+    let endpoint = Endpoint::start(&world.client, &ns).await;
+    let backups = format!("/clusters/{}/backups", cluster.uid().expect("uid"));
+
+    // The API server's OIDC authenticator fetches the provider's discovery document in the
+    // background (every 10 s until it answers): wait until a token of the provider authenticates.
+    let direct = provider.token_for("ci-bot", oidc::AUDIENCE);
+    wait_for(
+        "the API server to authenticate the provider's tokens",
+        Duration::from_secs(90),
+        || {
+            let (endpoint, backups, direct) = (&endpoint, &backups, &direct);
+            async move {
+                let (code, _, _) = endpoint
+                    .call(reqwest::Method::GET, backups, Some(direct), None)
+                    .await;
+                (code == StatusCode::OK).then_some(())
+            }
+        },
+    )
+    .await;
+    assert_problem(
+        &endpoint
+            .call(
+                reqwest::Method::GET,
+                &backups,
+                Some(&provider.token_for("ci-bot", "another-api")),
+                None,
+            )
+            .await,
+        401,
+        "a token for another audience",
+    );
+    assert_problem(
+        &endpoint
+            .call(
+                reqwest::Method::GET,
+                &backups,
+                Some(&provider.token_for("stranger", oidc::AUDIENCE)),
+                None,
+            )
+            .await,
+        404,
+        "an authenticated caller without RBAC",
+    );
+
+    // NODE_EXTRA_CA_CERTS takes one file: the endpoint's CA and the provider's (the control plane's).
+    let trust = tempfile::NamedTempFile::new().expect("temp file");
+    let bundle = [
+        std::fs::read_to_string(&endpoint.ca),
+        std::fs::read_to_string(dir.join("ca.crt")),
+    ]
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()
+    .expect("the CA files")
+    .join("\n");
+    std::fs::write(trust.path(), bundle).expect("the CA bundle");
+    let token_url = provider.token_url();
+    let auth = [
+        ("CAMUNDA_AUTH_STRATEGY", "OAUTH"),
+        ("CAMUNDA_OAUTH_URL", token_url.as_str()),
+        ("ZEEBE_CLIENT_ID", "ci-bot"),
+        ("ZEEBE_CLIENT_SECRET", "ci-bot-secret"),
+        ("CAMUNDA_CONSOLE_OAUTH_AUDIENCE", oidc::AUDIENCE),
+        ("CAMUNDA_TOKEN_DISK_CACHE_DISABLE", "true"),
+    ];
+    let uid = cluster.uid().expect("uid");
+    let out = run_sdk_session(&modules, &endpoint.base, &trust.path().to_path_buf(), &uid, &auth).await;
+    assert_sdk_session(&out);
+    // The SDK asked the provider for the Console audience with the client's credentials, and the
+    // endpoint saw the caller the API server made of the token.
+    let asked = provider.requests();
+    assert!(!asked.is_empty(), "the SDK never asked the provider for a token");
+    for request in &asked {
+        let expected = oidc::TokenRequestSeen {
+            client_id: "ci-bot".into(),
+            audience: Some(oidc::AUDIENCE.into()),
+            granted: true,
+        };
+        assert_eq!(request, &expected);
+    }
+    let created = out["created"]["name"].as_str().expect("name");
+    let object: ClusterBackup = world.backups().get(created).await.expect("the ClusterBackup");
+    assert_eq!(
+        object
+            .annotations()
+            .get("c8backup.dev/requested-by")
+            .map(String::as_str),
+        Some(format!("{}ci-bot", oidc::PREFIX).as_str())
+    );
+    drop(endpoint);
+    drop(provider);
     world.cleanup().await;
 }
 
