@@ -222,8 +222,21 @@ start() {
   # audience c8b-console-api from the issuer in $dir/oidc-issuer authenticate as "oidc:<sub>" in the
   # groups "oidc:<group>". Nothing serves that issuer until a test starts c8b_testkit::oidc there;
   # until then the authenticator retries its discovery quietly and other tokens are unaffected.
+  # The port stays unbound until then, so it is taken below the kernel's ephemeral range, where no
+  # listener on port 0 and no outgoing connection can take it in the meantime.
   local oidc_issuer
-  oidc_issuer="https://127.0.0.1:$(free_port)"
+  oidc_issuer="https://127.0.0.1:$(python3 -c '
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for port in random.sample(range(max(1024, low - 12000), low), 200):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port)); print(port); break
+    except OSError:
+        pass
+    finally:
+        s.close()
+')"
   printf '%s\n' "$oidc_issuer" >"$dir/oidc-issuer"
 
   local audit_args=()
