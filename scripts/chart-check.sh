@@ -181,13 +181,15 @@ for mode in ("default", "namespaced", "api", "optional"):
             # The finalizer on a cluster needs patch; a cluster's deletion deletes its schedules.
             if res & {"camundaclusters"}:
                 check(verbs <= {"get", "list", "watch", "patch"}, f"{mode}: writes on CamundaCluster: {rule}")
-            # The Console API's role maps PUT/DELETE …/backups/schedule onto one BackupSchedule.
+            # The Console API's role maps PUT/DELETE …/backups/schedule onto one BackupSchedule (a PUT
+            # patches its two fields).
             is_api = role["metadata"]["name"].endswith("-api")
             if res & {"backupschedules"}:
-                allowed = {"get", "create", "update", "delete"} if is_api else {"get", "list", "watch", "delete"}
+                allowed = {"get", "create", "patch", "delete"} if is_api else {"get", "list", "watch", "delete"}
                 check(verbs <= allowed, f"{mode}: writes on BackupSchedule: {rule}")
             if is_api:
-                check(not res & {"secrets", "pods", "jobs"} and "patch" not in verbs, f"{mode}: api role too broad: {rule}")
+                patches_only_schedules = "patch" not in verbs or res == {"backupschedules"}
+                check(not res & {"secrets", "pods", "jobs"} and patches_only_schedules, f"{mode}: api role too broad: {rule}")
     # The admission webhook (on by default): only CREATE of the two kinds, never blocking when down.
     vwcs = by_kind.get("ValidatingWebhookConfiguration", [])
     check(len(vwcs) == 1, f"{mode}: one ValidatingWebhookConfiguration: {kinds(ds)}")

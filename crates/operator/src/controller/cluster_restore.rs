@@ -195,7 +195,12 @@ impl Needs {
         use RestorePhase::*;
         let phase = phase.unwrap_or(Pending);
         Needs {
-            workloads: matches!(phase, Validating | Stopping | Starting),
+            // In every running phase: from the deletion until the data is restored, a workload
+            // started by someone else is stopped again (`decide::restore`).
+            workloads: matches!(
+                phase,
+                Validating | Stopping | DeletingData | RestoringSnapshots | RestoringZeebe | Starting
+            ),
             indices: matches!(phase, Validating | Stopping | DeletingData),
             snapshots: matches!(phase, DeletingData | RestoringSnapshots),
             jobs: phase == RestoringZeebe,

@@ -1,8 +1,8 @@
 //! `ClusterRestore` on a real API server against the simulator: validation refuses every bad backup
 //! before anything changes, a dry run changes nothing, and a restore holds its cluster (backups wait
 //! with `RestoreInProgress`), records the replicas, stops the chart's workloads, deletes only the
-//! cluster's own indices, brings their data back to the backup point and creates one restore Job per
-//! broker volume. This control plane has no kubelet, so the broker Jobs never run here: the whole
+//! cluster's own indices, brings their data back to the backup point, creates one restore Job per
+//! broker volume, and stops again a workload someone else starts meanwhile. This control plane has no kubelet, so the broker Jobs never run here: the whole
 //! restore, brokers included, runs on the real node (`real_node::restore`).
 
 use std::{collections::BTreeMap, time::Duration};
@@ -14,7 +14,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, PostParams},
+    api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
 
@@ -359,6 +359,33 @@ async fn a_restore_holds_the_cluster_and_brings_back_exactly_its_own_indices() {
         [("c1-zeebe".to_string(), 2), ("c1-optimize".to_string(), 1)]
     );
     assert_eq!(replicas(&world, "c1").await, (0, 0), "every workload stopped");
+
+    // A GitOps tool's self-heal puts Optimize's replicas back while the data is restored: the restore
+    // stops it again, says so, and goes on waiting for the brokers.
+    Api::<Deployment>::namespaced(world.client.clone(), &world.ns.name)
+        .patch(
+            "c1-optimize",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": 1 } })),
+        )
+        .await
+        .expect("scale Optimize up");
+    wait_event(
+        &world,
+        "r1",
+        "WorkloadStarted",
+        "Deployment c1-optimize (1 replicas)",
+    )
+    .await;
+    wait_for("Optimize stopped again", TIMEOUT, || async {
+        (replicas(&world, "c1").await == (0, 0)).then_some(())
+    })
+    .await;
+    let still = restores(&world).get("r1").await.expect("the restore");
+    assert_eq!(
+        still.status.and_then(|s| s.phase),
+        Some(RestorePhase::RestoringZeebe)
+    );
 
     // Only the cluster's own indices were deleted, and their data is the backup's again; the other
     // indices of the search cluster kept theirs.

@@ -522,7 +522,66 @@ impl Planner<'_> {
         self.enter(RestorePhase::DeletingData, "DeletingData", message);
     }
 
+    /// From the deletion of the data until it is restored nothing of the cluster may run. A workload
+    /// started again meanwhile by someone else (a GitOps tool's self-heal, an autoscaler, a person) is
+    /// stopped again with a warning, and the data step waits until its Pods are gone; if that does not
+    /// happen within the phase's time the restore fails. Whether the step waits.
+    fn keep_stopped(&mut self) -> bool {
+        let started: Vec<&WorkloadSeen> = self
+            .observed
+            .workloads
+            .iter()
+            .filter(|w| w.replicas > 0)
+            .collect();
+        if !started.is_empty() {
+            let names: Vec<String> = started
+                .iter()
+                .map(|w| format!("{:?} {} ({} replicas)", w.kind, w.name, w.replicas))
+                .collect();
+            self.effects.push(Effect::ScaleDown(
+                started.iter().map(|w| (w.kind, w.name.clone())).collect(),
+            ));
+            self.notes.push(Note {
+                warning: true,
+                reason: "WorkloadStarted",
+                message: format!(
+                    "{} started during the restore by someone else (a GitOps tool's self-heal, an autoscaler or a person); stopped again, as the data is not restored yet",
+                    names.join(", ")
+                ),
+            });
+        }
+        let pods: u32 = self.observed.workloads.iter().map(|w| w.pods).sum();
+        if pods == 0 {
+            return false;
+        }
+        if self.timed_out() {
+            // In DeletingData before its first deletion the data is still whole: start the workloads
+            // again, as a stop that times out does.
+            let untouched = self
+                .status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == conditions::CLUSTER_DATA && c.reason == DataState::Stopped.reason());
+            if untouched {
+                self.effects.push(Effect::ScaleUp(self.status.workloads.clone()));
+                self.data(
+                    DataState::Untouched,
+                    "the workloads were started again; the data is untouched".into(),
+                );
+            }
+            let message = format!(
+                "{pods} Pods of the cluster still ran after {}: something keeps starting its workloads (suspend a GitOps tool's self-heal during a restore)",
+                format_short(PHASE_TIMEOUT)
+            );
+            self.enter(RestorePhase::Failed, "WorkloadsKeptStarting", message);
+        }
+        true
+    }
+
     fn delete_data(&mut self) {
+        if self.keep_stopped() {
+            return;
+        }
         self.data(
             DataState::Deleted,
             "the cluster's indices are being deleted; the workloads stay stopped until the data is restored; if this restore fails, create another ClusterRestore".into(),
@@ -559,6 +618,9 @@ impl Planner<'_> {
     }
 
     fn restore_snapshots(&mut self) {
+        if self.keep_stopped() {
+            return;
+        }
         let not_started: Vec<String> = self
             .status
             .snapshots
@@ -590,6 +652,9 @@ impl Planner<'_> {
     }
 
     fn restore_zeebe(&mut self) {
+        if self.keep_stopped() {
+            return;
+        }
         let seen = |ordinal: i32| {
             self.observed
                 .broker_jobs

@@ -140,25 +140,52 @@ impl World {
     }
 }
 
-/// Runs a restore to its end, feeding each status back; the world settles between reconciles when
-/// `settle` says so. Returns every plan.
-fn run(world: &mut World, dry_run: bool, validation: Validation) -> Vec<Plan> {
-    let mut r = restore(dry_run);
+/// Reconciles `r` from second `from` on, feeding each status back and letting the world settle
+/// between reconciles, until a plan satisfies `until`. Returns every plan.
+fn drive(
+    world: &mut World,
+    r: &mut ClusterRestore,
+    validation: &Validation,
+    from: i64,
+    until: impl Fn(&Plan) -> bool,
+) -> Vec<Plan> {
     let mut plans = Vec::new();
-    for now in 0..40 {
-        let p = world.observe(&r, Some(validation.clone()), now);
+    for now in from..from + 40 {
+        let p = world.observe(r, Some(validation.clone()), now);
         for effect in &p.effects {
             world.apply(effect);
         }
         world.settle();
         r.status = Some(p.status.clone());
-        let done = p.status.phase.is_some_and(RestorePhase::is_terminal);
+        let done = until(&p);
         plans.push(p);
         if done {
             return plans;
         }
     }
-    panic!("the restore never finished: {:?}", r.status);
+    panic!("the restore never got there: {:?}", r.status);
+}
+
+fn finished(plan: &Plan) -> bool {
+    plan.status.phase.is_some_and(RestorePhase::is_terminal)
+}
+
+/// Runs a restore to its end. Returns every plan.
+fn run(world: &mut World, dry_run: bool, validation: Validation) -> Vec<Plan> {
+    drive(world, &mut restore(dry_run), &validation, 0, finished)
+}
+
+/// The restore, reconciled until it has just entered `phase` (the world settled).
+fn restore_in(world: &mut World, phase: RestorePhase) -> ClusterRestore {
+    let mut r = restore(false);
+    drive(world, &mut r, &valid(), 0, |p| p.status.phase == Some(phase));
+    r
+}
+
+/// Seconds from `t(0)` to when the restore's running phase times out.
+fn phase_deadline(r: &ClusterRestore) -> i64 {
+    let started = r.status.as_ref().unwrap().phases.last().unwrap().start_time;
+    (started - t(0)).num_seconds() + PHASE_TIMEOUT.as_secs() as i64
 }
 
 fn effects(plans: &[Plan]) -> Vec<Effect> {
@@ -481,4 +508,87 @@ fn a_restore_naming_both_or_no_backup_fails_before_anything() {
         assert_eq!(p.status.reason.as_deref(), Some("InvalidBackupSource"));
         assert_eq!(p.effects, [Effect::ReleaseCluster]);
     }
+}
+
+#[test]
+fn a_workload_started_by_someone_else_while_the_data_is_replaced_is_stopped_again_and_the_step_waits() {
+    for phase in [
+        RestorePhase::DeletingData,
+        RestorePhase::RestoringSnapshots,
+        RestorePhase::RestoringZeebe,
+    ] {
+        let mut world = World::new();
+        let mut r = restore_in(&mut world, phase);
+        // A GitOps tool's self-heal puts back the replicas from Git.
+        world.workloads[1].replicas = 1;
+        world.workloads[1].pods = 1;
+        let held = world.observe(&r, None, 30);
+        let optimize = (WorkloadKind::Deployment, "c1-optimize".to_string());
+        assert_eq!(held.effects, [Effect::ScaleDown(vec![optimize])], "{phase:?}");
+        assert_eq!(held.status.phase, Some(phase));
+        assert_eq!(held.requeue, Some(PROGRESS_POLL));
+        assert!(
+            held.notes.iter().any(|n| n.warning
+                && n.reason == "WorkloadStarted"
+                && n.message.contains("Deployment c1-optimize (1 replicas)")),
+            "{:?}",
+            held.notes
+        );
+        // Scaled down, its Pod still terminating: the step waits without repeating the warning.
+        world.apply(&held.effects[0]);
+        r.status = Some(held.status);
+        let waiting = world.observe(&r, None, 31);
+        assert!(
+            waiting.effects.is_empty() && waiting.notes.is_empty(),
+            "{phase:?}: {waiting:?}"
+        );
+        assert_eq!(waiting.status.phase, Some(phase));
+        // The Pod is gone: the restore goes on and starts the workload with its recorded replicas.
+        world.settle();
+        r.status = Some(waiting.status);
+        let rest = drive(&mut world, &mut r, &valid(), 32, finished);
+        let done = rest.last().unwrap();
+        assert_eq!(done.status.phase, Some(RestorePhase::Completed), "{phase:?}");
+        assert_eq!(world.workloads[1].replicas, 1);
+    }
+}
+
+#[test]
+fn workloads_that_keep_being_started_fail_the_restore_and_are_started_only_if_nothing_was_deleted() {
+    // Before the first deletion: the data is whole, so the workloads get their replicas back.
+    let mut world = World::new();
+    let r = restore_in(&mut world, RestorePhase::DeletingData);
+    world.workloads[1].replicas = 1;
+    world.workloads[1].pods = 1;
+    let failed = world.observe(&r, None, phase_deadline(&r));
+    assert_eq!(failed.status.reason.as_deref(), Some("WorkloadsKeptStarting"));
+    assert!(
+        failed
+            .effects
+            .contains(&Effect::ScaleUp(r.status.as_ref().unwrap().workloads.clone()))
+    );
+    assert!(
+        !failed
+            .effects
+            .contains(&Effect::DeleteIndices(world.indices.clone()))
+    );
+    assert_eq!(data_reason(&failed), "Untouched");
+    assert!(!left_workloads_stopped(&failed.status));
+
+    // Once data was deleted: the workloads stay stopped, for the next restore to start.
+    let mut world = World::new();
+    let r = restore_in(&mut world, RestorePhase::RestoringSnapshots);
+    world.workloads[1].replicas = 1;
+    world.workloads[1].pods = 1;
+    let failed = world.observe(&r, None, phase_deadline(&r));
+    assert_eq!(failed.status.reason.as_deref(), Some("WorkloadsKeptStarting"));
+    assert!(!failed.effects.iter().any(|e| matches!(e, Effect::ScaleUp(_))));
+    assert_eq!(data_reason(&failed), "DataDeleted");
+    assert!(left_workloads_stopped(&failed.status));
+    assert!(
+        failed
+            .notes
+            .iter()
+            .any(|n| n.warning && n.message.contains("self-heal"))
+    );
 }
