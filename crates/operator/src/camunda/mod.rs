@@ -182,6 +182,19 @@ impl<'a> Request<'a> {
     }
 }
 
+/// The one `reqwest::Client` of the process (a handle: clones share it). Every component client of every
+/// cluster uses it, so the TLS configuration is built once and connections are pooled across clusters
+/// on the same host, instead of a client built (and its root store loaded) per call: with 1,000
+/// clusters reading Zeebe's backup list that was measurable as idle CPU and as memory.
+fn shared_client() -> Result<reqwest::Client, reqwest::Error> {
+    static SHARED: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(client) = SHARED.get() {
+        return Ok(client.clone());
+    }
+    let built = reqwest::Client::builder().build()?;
+    Ok(SHARED.get_or_init(|| built).clone())
+}
+
 /// The HTTP plumbing shared by all API clients of one base URL.
 #[derive(Clone)]
 pub struct HttpClient {
@@ -218,12 +231,9 @@ impl HttpClient {
                 message: "base URL must not contain credentials".into(),
             });
         }
-        let client = reqwest::Client::builder()
-            .timeout(options.request_timeout)
-            .build()
-            .map_err(|e| ApiError::Config {
-                message: e.without_url().to_string(),
-            })?;
+        let client = shared_client().map_err(|e| ApiError::Config {
+            message: e.without_url().to_string(),
+        })?;
         Ok(HttpClient {
             client,
             base,
@@ -295,7 +305,10 @@ impl HttpClient {
 
     /// One attempt. The outer `Err` is a transport failure (no answer at all).
     async fn send_once(&self, request: &Request<'_>, url: &Url) -> Result<Result<Answer, ApiError>, String> {
-        let mut builder = self.client.request(request.method.clone(), url.clone());
+        let mut builder = self
+            .client
+            .request(request.method.clone(), url.clone())
+            .timeout(self.options.request_timeout);
         if let Some(value) = &self.authorization {
             builder = builder.header(reqwest::header::AUTHORIZATION, value.clone());
         }

@@ -12,6 +12,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::Utc;
+use futures::StreamExt;
 use kube::{
     Api, ResourceExt,
     api::PostParams,
@@ -103,7 +104,11 @@ const DELETED_BY_SCHEDULE: &str = "schedule-history";
 
 /// Runs the `BackupSchedule` controller: the schedule's own slots (by requeue), its backups and its
 /// cluster wake it up.
-pub(super) async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
+pub(super) async fn run(
+    ctx: Arc<Context>,
+    cluster_changes: impl futures::Stream<Item = ObjectRef<CamundaCluster>> + Send + 'static,
+    namespace: Option<&str>,
+) {
     let client = ctx.client.clone();
     // The decision counts the schedule's running backups from the shared store; an empty store at
     // start-up would let a slot start a second run, so wait until it has listed once.
@@ -113,7 +118,6 @@ pub(super) async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
     }
     let schedules: Api<BackupSchedule> = super::namespaced_or_all(&client, namespace);
     let backups: Api<ClusterBackup> = super::namespaced_or_all(&client, namespace);
-    let clusters: Api<CamundaCluster> = super::namespaced_or_all(&client, namespace);
     let by_label = Index::by(|s: &BackupSchedule| Some(schedule::label_value(&s.name_any())));
     let by_cluster = Index::by(|s: &BackupSchedule| Some(s.spec.cluster_ref.name.clone()));
     let (store, schedule_changes) = cache::watched(
@@ -130,16 +134,17 @@ pub(super) async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
         let namespace = backup.namespace()?;
         Some(owner_by_label(&by_label, &labelled, &namespace, &value))
     };
-    let schedules_of = move |cluster: CamundaCluster| {
-        by_cluster
+    let schedules_of = move |cluster: ObjectRef<CamundaCluster>| {
+        let schedules = by_cluster
             .get(
                 &store,
-                &cluster.namespace().unwrap_or_default(),
-                &cluster.name_any(),
+                cluster.namespace.as_deref().unwrap_or_default(),
+                &cluster.name,
             )
             .iter()
             .map(|s| ObjectRef::from_obj(s.as_ref()))
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        futures::stream::iter(schedules)
     };
     let results = controller
         .watches(
@@ -147,7 +152,7 @@ pub(super) async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
             watcher::Config::default().labels(labels::SCHEDULE).any_semantic(),
             schedule_of,
         )
-        .watches(clusters, watcher::Config::default().any_semantic(), schedules_of)
+        .reconcile_on(cluster_changes.flat_map(schedules_of))
         .with_config(ctx.controller_config.clone())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx);

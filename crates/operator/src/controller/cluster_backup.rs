@@ -3,6 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
 use kube::{
     Api, ResourceExt,
@@ -41,17 +42,16 @@ use crate::{
 pub(super) async fn run(
     controller: Controller<ClusterBackup>,
     job_changes: impl futures::Stream<Item = Result<Job, watcher::Error>> + Send + 'static,
+    cluster_changes: impl futures::Stream<Item = ObjectRef<CamundaCluster>> + Send + 'static,
     ctx: Arc<Context>,
-    namespace: Option<&str>,
 ) {
-    let clusters: Api<CamundaCluster> = super::namespaced_or_all(&ctx.client, namespace);
     let index = ctx.clone();
     // A cluster change (created, fixed, its lock released) wakes that cluster's backups that wait. In a
     // sharded fleet it also wakes the running ones, which a relabelled cluster hands to its new shard.
     let sharded = ctx.shard.is_sharded();
-    let backups_to_wake = move |cluster: CamundaCluster| {
-        index
-            .backups_of_cluster(&cluster.namespace().unwrap_or_default(), &cluster.name_any())
+    let backups_to_wake = move |cluster: ObjectRef<CamundaCluster>| {
+        let backups = index
+            .backups_of_cluster(cluster.namespace.as_deref().unwrap_or_default(), &cluster.name)
             .into_iter()
             .filter(|b| {
                 let status = b.status.as_ref();
@@ -60,15 +60,12 @@ pub(super) async fn run(
                 waiting || (sharded && running)
             })
             .map(|b| ObjectRef::from_obj(b.as_ref()))
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        futures::stream::iter(backups)
     };
     let results = controller
         .owns_stream(job_changes)
-        .watches(
-            clusters,
-            watcher::Config::default().any_semantic(),
-            backups_to_wake,
-        )
+        .reconcile_on(cluster_changes.flat_map(backups_to_wake))
         .with_config(ctx.controller_config.clone())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx);

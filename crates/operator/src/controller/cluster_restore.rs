@@ -13,11 +13,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use k8s_openapi::api::{apps::v1::StatefulSet, batch::v1::Job, core::v1::ConfigMap};
 use kube::{
     Api, ResourceExt,
     api::PostParams,
-    runtime::{Controller, controller::Action, finalizer, reflector::ObjectRef, watcher},
+    runtime::{Controller, controller::Action, finalizer, reflector::ObjectRef},
 };
 use serde_json::json;
 use tracing::{info, instrument, warn};
@@ -136,13 +137,16 @@ impl ReconcileError for Error {
 /// Held on a `ClusterRestore` so that deleting it gives its cluster back.
 pub const FINALIZER: &str = "c8backup.dev/restore-cluster";
 
-pub(super) async fn run(controller: Controller<ClusterRestore>, ctx: Arc<Context>, namespace: Option<&str>) {
-    let clusters: Api<CamundaCluster> = super::namespaced_or_all(&ctx.client, namespace);
+pub(super) async fn run(
+    controller: Controller<ClusterRestore>,
+    cluster_changes: impl futures::Stream<Item = ObjectRef<CamundaCluster>> + Send + 'static,
+    ctx: Arc<Context>,
+) {
     // A cluster's change (a backup gave its lock back, a restore took it) wakes its waiting restores.
     let index = ctx.clone();
-    let restores_of = move |cluster: CamundaCluster| {
-        index
-            .restores_of_cluster(&cluster.namespace().unwrap_or_default(), &cluster.name_any())
+    let restores_of = move |cluster: ObjectRef<CamundaCluster>| {
+        let restores = index
+            .restores_of_cluster(cluster.namespace.as_deref().unwrap_or_default(), &cluster.name)
             .iter()
             .filter(|r| {
                 !r.status
@@ -151,10 +155,11 @@ pub(super) async fn run(controller: Controller<ClusterRestore>, ctx: Arc<Context
                     .is_some_and(RestorePhase::is_terminal)
             })
             .map(|r| ObjectRef::from_obj(r.as_ref()))
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        futures::stream::iter(restores)
     };
     let results = controller
-        .watches(clusters, watcher::Config::default().any_semantic(), restores_of)
+        .reconcile_on(cluster_changes.flat_map(restores_of))
         .with_config(ctx.controller_config.clone())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx);

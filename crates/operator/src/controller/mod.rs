@@ -459,6 +459,16 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
         cache::trim_metadata,
         Vec::new(),
     );
+    // One watch of the clusters serves every controller: their own controller, and the backups,
+    // schedules and restores a cluster's change wakes.
+    let (
+        cluster_changes,
+        [
+            clusters_for_backups,
+            clusters_for_schedules,
+            clusters_for_restores,
+        ],
+    ) = cache::fan_out(cluster_changes);
     let cluster_controller = Controller::for_stream(cluster_changes, cluster_store.clone());
     let restores_by_cluster = Index::by(restore_cluster);
     let (restore_store, restore_changes) = cache::watched(
@@ -575,10 +585,15 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> Result<(), RunError> {
     );
     let controllers = async {
         tokio::join!(
-            cluster_backup::run(backup_controller, job_changes, context.clone(), namespace),
+            cluster_backup::run(
+                backup_controller,
+                job_changes,
+                clusters_for_backups,
+                context.clone()
+            ),
             camunda_cluster::run(cluster_controller, context.clone(), namespace),
-            backup_schedule::run(context.clone(), namespace),
-            cluster_restore::run(restore_controller, context.clone(), namespace),
+            backup_schedule::run(context.clone(), clusters_for_schedules, namespace),
+            cluster_restore::run(restore_controller, clusters_for_restores, context.clone()),
         );
     };
     match leadership.as_mut() {

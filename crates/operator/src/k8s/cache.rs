@@ -5,11 +5,15 @@
 
 use std::fmt::Debug;
 
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, TryStreamExt, channel::mpsc::UnboundedReceiver};
 use k8s_openapi::api::batch::v1::Job;
 use kube::{
     Api, Resource, ResourceExt,
-    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
+    runtime::{
+        WatchStreamExt, reflector,
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
 };
 use serde::de::DeserializeOwned;
 
@@ -50,6 +54,32 @@ where
         .inspect_ok(move |event| indexes.iter().for_each(|index| index.apply(event)));
     let stream = reflector(writer, events).touched_objects();
     (reader, stream)
+}
+
+/// `stream`, which also hands a reference to every object it touches to each of `N` receivers: one
+/// watch then wakes every controller that follows the kind, instead of one watch (and one full list
+/// at start-up) per controller. A receiver that is gone is skipped.
+pub fn fan_out<K, const N: usize>(
+    stream: impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+) -> (
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    [UnboundedReceiver<ObjectRef<K>>; N],
+)
+where
+    K: Resource<DynamicType = ()> + Send + 'static,
+{
+    let channels: [_; N] = std::array::from_fn(|_| futures::channel::mpsc::unbounded());
+    let senders: Vec<_> = channels.iter().map(|(sender, _)| sender.clone()).collect();
+    let receivers = channels.map(|(_, receiver)| receiver);
+    let stream = stream.inspect_ok(move |object| {
+        let reference = ObjectRef::from_obj(object);
+        for sender in &senders {
+            // Unbounded: a controller that has not started yet (the schedules wait for the backup
+            // store) gets its references later; each is a name and a namespace.
+            let _ = sender.unbounded_send(reference.clone());
+        }
+    });
+    (stream, receivers)
 }
 
 #[cfg(test)]
